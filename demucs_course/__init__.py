@@ -1,0 +1,22 @@
+"""Unmix: rebuild Demucs v1, chapter by chapter.
+
+The course package. Each module holds one concern and its docstring names the chapter that teaches it:
+
+=====================  ==========================================================
+``toy``                Chapter 1: a toy multitrack set in the MUSDB18-HQ layout
+``audio``              Chapter 1: loading audio, players, waveform and spectrogram figures
+``oracles``            Chapter 1: the IRM and IBM oracle estimates
+``data``               Chapter 2: musdb tracks, normalisation, the extract dataset
+``augment``            Chapter 2: FlipSign, FlipChannels, Shift, Remix
+``model``              Chapters 3-6: Demucs v1
+``book``               every chapter: small helpers for the notebooks
+=====================  ==========================================================
+"""
+
+__version__ = "0.1.0"
+
+#: The four MUSDB18 stems, in the order Demucs v1 outputs them.
+SOURCES = ("drums", "bass", "other", "vocals")
+
+#: MUSDB18's sample rate, and the only one the model sees.
+SAMPLE_RATE = 44100

@@ -1,0 +1,91 @@
+"""Every chapter: small helpers the notebooks share.
+
+- :func:`show` displays the source of a package function or class, highlighted, so a chapter teaches the code the
+  package runs instead of pasting a second copy of it.
+- :func:`setup_cell_source` is the text of every notebook's first cell: in Colab it installs this package beside
+  Colab's own torch; locally (after the README's set-up) it does nothing. The repository's public URL lives in one
+  place, ``_config.yml`` (``repository.url``); ``python -m demucs_course.book`` rewrites the first cell of every
+  notebook from it, and a test checks that none has drifted.
+- :func:`timer` measures a cell's wall time for the "measured run time" notes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import time
+from pathlib import Path
+
+#: The repository's root, when the package runs from a checkout (None when installed from a wheel).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if not (REPO_ROOT / "_config.yml").exists():
+    REPO_ROOT = None
+
+
+def repository_url() -> str:
+    """The course repository's public URL, read from ``_config.yml`` (``repository.url``)."""
+    if REPO_ROOT is None:
+        raise RuntimeError("repository_url() reads _config.yml: run it from a checkout of the course repository")
+    import yaml
+
+    config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
+    return config["repository"]["url"].rstrip("/")
+
+
+def show(obj) -> "IPython.display.Code":
+    """Display the source of a function, class or module from ``demucs_course``, highlighted.
+
+    >>> show(FlipSign)          # doctest: +SKIP
+    """
+    from IPython.display import Code
+
+    return Code(inspect.getsource(obj), language="python")
+
+
+def setup_cell_source(extras: str = "") -> str:
+    """The first code cell of every chapter (``extras=""``) and exercise (``extras="exercises"``)."""
+    spec = f"demucs-course[{extras}]" if extras else "demucs-course"
+    url = repository_url()
+    return (
+        "# Set-up. In Colab this installs the course package (it keeps Colab's torch); locally, after the\n"
+        "# README's set-up, the package is already there and this cell does nothing.\n"
+        "import importlib.util, subprocess, sys\n"
+        f"if importlib.util.find_spec(\"demucs_course\") is None{' or importlib.util.find_spec(\"otter\") is None' if extras else ''}:\n"
+        f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"{spec} @ git+{url}\"], check=True)"
+    )
+
+
+@contextlib.contextmanager
+def timer(label: str = "took"):
+    """``with timer("training"):`` prints the wall time of the block in seconds."""
+    start = time.perf_counter()
+    yield
+    print(f"{label}: {time.perf_counter() - start:.1f} s")
+
+
+def _notebooks():
+    for folder, extras in (("chapters", ""), ("exercises", "exercises"), ("solutions", "exercises")):
+        for path in sorted((REPO_ROOT / folder).glob("**/*.ipynb")):
+            if "_build" not in path.parts and ".ipynb_checkpoints" not in path.parts:
+                yield path, extras
+
+
+def sync_setup_cells(check: bool = False) -> list[Path]:
+    """Rewrite (or, with ``check``, only list) the notebooks whose first code cell is not the set-up cell."""
+    drifted = []
+    for path, extras in _notebooks():
+        nb = json.loads(path.read_text())
+        cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
+        want = setup_cell_source(extras)
+        if "".join(cell["source"]) != want:
+            drifted.append(path)
+            if not check:
+                cell["source"] = want.splitlines(keepends=True)
+                path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return drifted
+
+
+if __name__ == "__main__":
+    for p in sync_setup_cells():
+        print("rewrote", p)
