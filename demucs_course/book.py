@@ -43,16 +43,31 @@ def show(obj) -> "IPython.display.Code":
     return Code(inspect.getsource(obj), language="python")
 
 
-def setup_cell_source(extras: str = "") -> str:
-    """The first code cell of every chapter (``extras=""``) and exercise (``extras="exercises"``)."""
-    spec = f"demucs-course[{extras}]" if extras else "demucs-course"
+def setup_cell_source(exercise: str | None = None) -> str:
+    """The first code cell of every chapter (``exercise=None``) and of every exercise (its folder's name).
+
+    A chapter needs only the package: in Colab it is installed from the repository with pip, which keeps Colab's
+    torch because the package asks for a range of versions. An exercise also needs otter-grader and its public
+    tests, which otter reads from a ``tests/`` folder beside the notebook (otter cannot read tests from notebook
+    metadata in Colab): in Colab the cell clones the repository, installs it, and moves into the exercise's folder.
+    """
     url = repository_url()
-    return (
+    head = (
         "# Set-up. In Colab this installs the course package (it keeps Colab's torch); locally, after the\n"
-        "# README's set-up, the package is already there and this cell does nothing.\n"
-        "import importlib.util, subprocess, sys\n"
-        f"if importlib.util.find_spec(\"demucs_course\") is None{' or importlib.util.find_spec(\"otter\") is None' if extras else ''}:\n"
-        f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"{spec} @ git+{url}\"], check=True)"
+        "# README's set-up, everything is already here and this cell does nothing.\n"
+    )
+    if exercise is None:
+        return head + (
+            "import importlib.util, subprocess, sys\n"
+            "if importlib.util.find_spec(\"demucs_course\") is None:\n"
+            f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"demucs-course @ git+{url}\"], check=True)"
+        )
+    return head + (
+        "import os, subprocess, sys\n"
+        "if \"google.colab\" in sys.modules and not os.path.isdir(\"tests\"):  # fetch the package, otter and the tests\n"
+        f"    subprocess.run([\"git\", \"clone\", \"-q\", \"--depth\", \"1\", \"{url}\", \"/content/unmix\"], check=True)\n"
+        "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"/content/unmix[exercises]\"], check=True)\n"
+        f"    os.chdir(\"/content/unmix/exercises/{exercise}\")"
     )
 
 
@@ -65,19 +80,20 @@ def timer(label: str = "took"):
 
 
 def _notebooks():
-    for folder, extras in (("chapters", ""), ("exercises", "exercises"), ("solutions", "exercises")):
-        for path in sorted((REPO_ROOT / folder).glob("**/*.ipynb")):
-            if "_build" not in path.parts and ".ipynb_checkpoints" not in path.parts:
-                yield path, extras
+    """Chapters, and the exercise masters in ``solutions/`` (``exercises/`` is generated from those by otter)."""
+    for path in sorted((REPO_ROOT / "chapters").glob("*.ipynb")):
+        yield path, None
+    for path in sorted((REPO_ROOT / "solutions").glob("*/*.ipynb")):
+        yield path, path.parent.name
 
 
 def sync_setup_cells(check: bool = False) -> list[Path]:
     """Rewrite (or, with ``check``, only list) the notebooks whose first code cell is not the set-up cell."""
     drifted = []
-    for path, extras in _notebooks():
+    for path, exercise in _notebooks():
         nb = json.loads(path.read_text())
         cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
-        want = setup_cell_source(extras)
+        want = setup_cell_source(exercise)
         if "".join(cell["source"]) != want:
             drifted.append(path)
             if not check:

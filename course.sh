@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Unmix: the course's two commands (see README.md).
+#
+#   bash course.sh book    install everything (ffmpeg, the Python packages in .venv) and build the HTML book,
+#                          every chapter executed:  _build/html/index.html
+#   bash course.sh test    install if needed, then run every test: unit tests, every chapter under nbval,
+#                          the exercise and solution checks, and the book build with -W.
+#                          Extra arguments go to pytest, e.g.  bash course.sh test tests/test_data.py -x
+set -euo pipefail
+cd "$(dirname "$0")"
+
+VENV="${UNMIX_VENV:-.venv}"
+PYTHON="${PYTHON:-python3}"
+
+say() { printf '\033[1m[unmix]\033[0m %s\n' "$*"; }
+
+system_packages() {
+    local need=()
+    command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
+    "$PYTHON" -c "import venv, ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
+    if [ ${#need[@]} -gt 0 ]; then
+        say "installing system packages: ${need[*]}"
+        local sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+    fi
+}
+
+python_packages() {
+    "$PYTHON" - <<'PY' || { say "Python 3.10 or newer is needed (set PYTHON=python3.11)"; exit 1; }
+import sys; sys.exit(sys.version_info < (3, 10))
+PY
+    local stamp="$VENV/.unmix-installed"
+    if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+        say "installing Python packages into $VENV"
+        "$PYTHON" -m venv "$VENV"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt -e .
+        touch "$stamp"
+    fi
+}
+
+install() {
+    local start=$SECONDS
+    system_packages
+    python_packages
+    say "set-up done in $((SECONDS - start)) s"
+}
+
+case "${1:-}" in
+    book)
+        install
+        start=$SECONDS
+        "$VENV/bin/jupyter-book" build . -W --keep-going
+        say "book built in $((SECONDS - start)) s: open _build/html/index.html"
+        ;;
+    test)
+        install
+        shift
+        start=$SECONDS
+        "$VENV/bin/python" -m pytest "$@"
+        say "tests done in $((SECONDS - start)) s"
+        ;;
+    *)
+        echo "usage: bash course.sh book | bash course.sh test [pytest arguments]" >&2
+        exit 2
+        ;;
+esac
