@@ -238,7 +238,7 @@ def test_check_waveform_rejects(x, message):
 
 def decode_data_uris(html_text):
     return [sf.read(io.BytesIO(base64.b64decode(b)), always_2d=True)
-            for b in re.findall(r'src="data:audio/(?:x-)?wav;base64,([^"]+)"', html_text)]
+            for b in re.findall(r'src="data:audio/(?:x-)?(?:wav|mpeg);base64,([^"]+)"', html_text)]
 
 
 def test_player_keeps_loudness_and_only_scales_down_to_avoid_clipping():
@@ -261,12 +261,14 @@ def test_stem_players_lists_every_stem_and_the_mixture_on_one_scale():
     text = out.data
     for name in [*stems, "mixture"]:
         assert f"<b>{name}</b>" in text
+    assert 'src="data:audio/mpeg;base64,' in text  # MP3 keeps pages with many players small
     clips = decode_data_uris(text)
-    assert len(clips) == 4 and all(data.shape == (8820, 2) for data, _ in clips)
+    # MP3 adds a few ms of encoder delay and padding, and rounds peaks by a few percent
+    assert len(clips) == 4 and all(data.shape[1] == 2 and 8820 <= len(data) < 8820 + 3000 for data, _ in clips)
     peaks = [np.abs(data).max() for data, _ in clips]
     mixture_peak = np.abs(sum(stems.values())[:, :8820]).max()
-    assert mixture_peak > 1 and abs(peaks[3] - 1) < 1e-3  # the mixture would clip: everything scaled by 1/peak
-    assert abs(peaks[0] / peaks[2] - 6) < 0.05  # drums stay six times louder than vocals
+    assert mixture_peak > 1 and abs(peaks[3] - 1) < 0.05  # the mixture would clip: everything scaled by 1/peak
+    assert abs(peaks[0] / peaks[2] - 6) < 0.3  # drums stay six times louder than vocals
 
 
 def test_stem_players_uses_a_given_mixture_and_checks_shapes():

@@ -1,0 +1,87 @@
+"""The book: its table of contents, the notebooks as stored, citations, and the build itself with -W."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from demucs_course.book import REPO_ROOT, repository_url, setup_cell_source, sync_setup_cells
+
+CHAPTERS = sorted((REPO_ROOT / "chapters").glob("*.ipynb"))
+
+
+def toc_files():
+    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc["parts"]:
+        files += [c["file"] for c in part["chapters"]]
+    return files
+
+
+def test_every_chapter_is_in_the_toc_and_every_toc_entry_exists():
+    files = toc_files()
+    for chapter in CHAPTERS:
+        assert f"chapters/{chapter.stem}" in files, f"{chapter.name} is missing from _toc.yml"
+    for entry in files:
+        assert any((REPO_ROOT / f"{entry}{ext}").is_file() for ext in (".md", ".ipynb")), f"_toc.yml names {entry}"
+
+
+def test_chapters_are_numbered_and_titled():
+    assert len(CHAPTERS) >= 2
+    for number, chapter in enumerate(CHAPTERS, start=1):
+        assert chapter.name.startswith(f"{number:02d}_")
+        first = json.loads(chapter.read_text())["cells"][0]
+        text = "".join(first["source"])
+        assert first["cell_type"] == "markdown" and text.startswith(f"# Chapter {number}: "), chapter.name
+        assert "You will be able to" in text and "Run time" in text, f"{chapter.name}: objectives and run time"
+
+
+@pytest.mark.parametrize("notebook", CHAPTERS + sorted((REPO_ROOT / "exercises").glob("*/*.ipynb")),
+                         ids=lambda p: p.name)
+def test_notebooks_are_stored_without_outputs(notebook):
+    for cell in json.loads(notebook.read_text())["cells"]:
+        if cell["cell_type"] == "code":
+            assert not cell["outputs"] and cell["execution_count"] is None, f"{notebook.name}: clear its outputs"
+
+
+def test_every_notebook_starts_with_the_setup_cell_from_the_one_url():
+    assert sync_setup_cells(check=True) == [], "run `python -m demucs_course.book` to rewrite the set-up cells"
+    url = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())["repository"]["url"]
+    assert repository_url() == url.rstrip("/")
+    assert f"git+{url}" in setup_cell_source()
+    host_and_name = url.split("://", 1)[-1].rstrip("/")
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.split()
+    for name in tracked:
+        path = REPO_ROOT / name
+        if path.suffix != ".ipynb" and name != "_config.yml" and path.is_file():
+            assert host_and_name not in path.read_text(errors="ignore"), f"{name} repeats the repository URL"
+
+
+def test_citations_exist_in_the_bibliography():
+    bib = (REPO_ROOT / "book" / "references.bib").read_text()
+    keys = set(re.findall(r"@\w+\{([^,]+),", bib))
+    sources = [p for p in CHAPTERS] + list((REPO_ROOT / "book").glob("*.md"))
+    for path in sources:
+        for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", path.read_text()):
+            for key in group.split(","):
+                assert key.strip() in keys, f"{path.name} cites {key.strip()}, which is not in references.bib"
+
+
+def test_book_builds_with_warnings_as_errors(tmp_path):
+    """Jupyter Book 1 executes every chapter; -W turns a failing notebook or a broken reference into a failure."""
+    jupyter_book = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
+    build = subprocess.run([jupyter_book, "build", str(REPO_ROOT), "-W", "--keep-going", "--path-output", str(tmp_path)],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stdout[-5000:] + build.stderr[-5000:]
+    html = tmp_path / "_build" / "html"
+    for chapter in CHAPTERS:
+        page = (html / "chapters" / f"{chapter.stem}.html").read_text()
+        assert "colab.research.google.com" in page, f"{chapter.name}: no Colab launch button"
+    assert (html / "book" / "bibliography.html").is_file()
+    listening = (html / "chapters" / CHAPTERS[0].with_suffix(".html").name).read_text()
+    assert "<audio" in listening and "<img" in listening, "chapter 1 must show audio players and figures"
