@@ -5,6 +5,7 @@ Subcommands:
 - ``demucs-course toy-data [ROOT]``: write the toy multitrack set (Chapter 1) in the MUSDB18-HQ layout.
 - ``demucs-course tracks SOURCE``: list the tracks a data source gives (Chapter 2).
 - ``demucs-course exercises``: regenerate ``exercises/`` from the otter masters in ``solutions/``.
+- ``demucs-course grade SUBMISSIONS -o gradebook.csv``: grade a folder of submitted exercise notebooks.
 """
 
 from __future__ import annotations
@@ -46,6 +47,19 @@ def _exercises(args) -> int:
     return 0
 
 
+def _grade(args) -> int:
+    from .grading import grade_submissions, write_gradebook
+
+    start = time.perf_counter()
+    rows = grade_submissions(args.submissions, timeout=args.timeout, jobs=args.jobs)
+    path = write_gradebook(rows, args.output)
+    for row in rows:
+        note = f"  ({row.reason})" if row.reason else ""
+        print(f"{row.submission:40s} {row.exercise:22s} {row.total:5g} / {row.max_total:<5g} {row.status}{note}")
+    print(f"{len(rows)} notebooks graded in {time.perf_counter() - start:.0f} s: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="demucs-course", description="Unmix: rebuild Demucs v1, chapter by chapter.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -67,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     exercises = sub.add_parser("exercises", help="regenerate exercises/ from the masters in solutions/ (otter assign)")
     exercises.set_defaults(func=_exercises)
+
+    grade = sub.add_parser("grade", help="grade a folder of submitted exercise notebooks into a CSV gradebook")
+    grade.add_argument("submissions", help="folder of submitted notebooks (searched recursively)")
+    grade.add_argument("-o", "--output", default="gradebook.csv", help="the CSV to write (default gradebook.csv)")
+    grade.add_argument("--timeout", type=float, default=600, help="seconds allowed per notebook (default 600)")
+    grade.add_argument("--jobs", type=int, default=1, help="notebooks graded at once (default 1)")
+    grade.set_defaults(func=_grade)
     return parser
 
 
