@@ -15,9 +15,14 @@ A trained Demucs separates a song of any length in these steps, all of them in t
 
 :func:`apply_model` does steps 2-5 on a normalised mixture; :func:`separate_track` adds steps 1 and 6 and checks
 its input. Training's validation and the ``demucs-course separate`` command both call :func:`separate_track`.
+
+On the CPU the model runs without oneDNN (see :mod:`demucs_course.model`'s note): its first transposed convolution
+at some lengths, the one a 10-s segment gives included, stalls for seconds.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 import torch.nn.functional as F
@@ -84,7 +89,7 @@ def apply_model(model, mix: torch.Tensor, *, shifts: int = 0, split: bool = True
     bar = tqdm(total=sum(len(p) for p in plans), desc="separating", unit="segment", disable=not progress)
     device = next(iter(model.parameters()), mix).device if isinstance(model, torch.nn.Module) else mix.device
     out = w = None
-    with torch.no_grad(), bar:
+    with torch.no_grad(), _without_onednn(device), bar:
         for count, plan in enumerate(plans, start=1):
             pending = None       # (position, sources): the end of the last segment, to cross-fade with the next
             for start, stop, fade in plan:
@@ -105,6 +110,21 @@ def apply_model(model, mix: torch.Tensor, *, shifts: int = 0, split: bool = True
                 pending = (start + keep, sources[..., keep:]) if fade else None
                 bar.update()
     return out if batched else out[0]
+
+
+@contextlib.contextmanager
+def _without_onednn(device: torch.device):
+    """On the CPU, run without oneDNN (mkldnn), whose first call of a transposed convolution at some lengths -- the
+    10-s segment's outermost layer gets one -- stalls for seconds; PyTorch's own kernels are as fast here."""
+    if device.type != "cpu":
+        yield
+        return
+    enabled = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = enabled
 
 
 def _check_arguments(model, mix, shifts, segment, overlap) -> None:
