@@ -17,6 +17,8 @@ say() { printf '\033[1m[unmix]\033[0m %s\n' "$*"; }
 system_packages() {
     local need=()
     command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
+    # the browser test opens built pages in headless Chromium
+    if [ "${1:-}" = test ]; then command -v chromium >/dev/null 2>&1 || need+=(chromium); fi
     "$PYTHON" -c "import venv, ensurepip" >/dev/null 2>&1 || need+=(python3-venv)
     if [ ${#need[@]} -gt 0 ]; then
         say "installing system packages: ${need[*]}"
@@ -42,7 +44,7 @@ PY
 
 install() {
     local start=$SECONDS
-    system_packages
+    system_packages "${1:-}"
     python_packages
     say "set-up done in $((SECONDS - start)) s"
 }
@@ -55,7 +57,7 @@ case "${1:-}" in
         say "book built in $((SECONDS - start)) s: open _build/html/index.html"
         ;;
     test)
-        install
+        install test
         shift
         start=$SECONDS
         "$VENV/bin/python" -m pytest "$@"

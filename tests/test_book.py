@@ -1,10 +1,12 @@
 """The book: its table of contents, the notebooks as stored, citations, and the build itself with -W."""
 
+import html
 import json
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -72,16 +74,71 @@ def test_citations_exist_in_the_bibliography():
                 assert key.strip() in keys, f"{path.name} cites {key.strip()}, which is not in references.bib"
 
 
-def test_book_builds_with_warnings_as_errors(tmp_path):
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory):
     """Jupyter Book 1 executes every chapter; -W turns a failing notebook or a broken reference into a failure."""
+    out = tmp_path_factory.mktemp("book")
     jupyter_book = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or shutil.which("jupyter-book")
-    build = subprocess.run([jupyter_book, "build", str(REPO_ROOT), "-W", "--keep-going", "--path-output", str(tmp_path)],
+    build = subprocess.run([jupyter_book, "build", str(REPO_ROOT), "-W", "--keep-going", "--path-output", str(out)],
                            capture_output=True, text=True)
     assert build.returncode == 0, build.stdout[-5000:] + build.stderr[-5000:]
-    html = tmp_path / "_build" / "html"
+    return out / "_build" / "html"
+
+
+def test_book_builds_with_warnings_as_errors(built_book):
     for chapter in CHAPTERS:
-        page = (html / "chapters" / f"{chapter.stem}.html").read_text()
+        page = (built_book / "chapters" / f"{chapter.stem}.html").read_text()
         assert "colab.research.google.com" in page, f"{chapter.name}: no Colab launch button"
-    assert (html / "book" / "bibliography.html").is_file()
-    listening = (html / "chapters" / CHAPTERS[0].with_suffix(".html").name).read_text()
-    assert "<audio" in listening and "<img" in listening, "chapter 1 must show audio players and figures"
+        assert "Run time" in page and "Summary" in page
+    bibliography = (built_book / "book" / "bibliography.html").read_text()
+    assert "Music Source Separation in the Waveform Domain" in bibliography
+    assert (built_book / "book" / "glossary.html").is_file()
+
+
+# Injected into a copy of a built page: once the page has loaded, it asks every <audio> element for its duration
+# (so the browser must decode the embedded clip) and counts the images that rendered, and writes the result into
+# the page, which Chromium then dumps.
+PROBE = """<script>
+window.addEventListener("load", async () => {
+  const durations = await Promise.all([...document.querySelectorAll("audio")].map(a => new Promise(done => {
+    a.addEventListener("loadedmetadata", () => done(a.duration));
+    a.addEventListener("error", () => done(-1));
+    a.preload = "metadata"; a.load();
+  })));
+  const images = [...document.querySelectorAll("img")].filter(i => i.complete && i.naturalWidth > 0).length;
+  const out = document.createElement("pre");
+  out.id = "probe"; out.textContent = JSON.stringify({durations, images});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def chromium(*args):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.fail("Chromium is needed for the browser test: `apt-get install chromium` (course.sh installs it)")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--mute-audio",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--autoplay-policy=no-user-gesture-required"]
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run([browser, *flags, f"--user-data-dir={profile}", *args], capture_output=True, text=True,
+                              timeout=180)
+
+
+def test_chapter_one_in_a_browser_plays_audio_and_shows_figures(built_book):
+    page = built_book / "chapters" / f"{CHAPTERS[0].stem}.html"
+    probe = page.with_name("probe.html")
+    probe.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    dom = chromium("--virtual-time-budget=20000", "--dump-dom", probe.as_uri()).stdout
+    found = re.search(r'<pre id="probe"[^>]*>(.*?)</pre>', dom, re.S)
+    assert found, "the probe did not run: " + dom[-2000:]
+    result = json.loads(html.unescape(found.group(1)))
+    assert len(result["durations"]) >= 5, "chapter 1 must have its stem players"
+    assert all(d > 0 for d in result["durations"]), f"an audio clip did not decode: {result['durations']}"
+    assert result["images"] >= 3, f"only {result['images']} figures rendered"
+    # A screenshot of the page, for a person to look at: _build/screenshots/ in the checkout
+    shots = REPO_ROOT / "_build" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    shot = shots / f"{CHAPTERS[0].stem}.png"
+    chromium("--window-size=1280,6000", "--hide-scrollbars", f"--screenshot={shot}", page.as_uri())
+    assert shot.is_file() and shot.stat().st_size > 50_000
