@@ -6,6 +6,7 @@ Subcommands:
 - ``demucs-course tracks SOURCE``: list the tracks a data source gives (Chapter 2).
 - ``demucs-course exercises``: regenerate ``exercises/`` from the otter masters in ``solutions/``.
 - ``demucs-course grade SUBMISSIONS -o gradebook.csv``: grade a folder of submitted exercise notebooks.
+- ``demucs-course separate SONG``: separate a song into drums, bass, other and vocals WAV files (Chapter 8).
 """
 
 from __future__ import annotations
@@ -60,6 +61,33 @@ def _grade(args) -> int:
     return 0
 
 
+def _separate(args) -> int:
+    from pathlib import Path
+
+    from . import SAMPLE_RATE, SOURCES
+    from .audio import load_audio, save_audio
+    from .separate import separate_track
+    from .train import load_checkpoint, load_pretrained, pick_device
+
+    if args.shifts < 0:
+        raise ValueError(f"--shifts must be 0 or more (the paper uses 10, 5 does about as well), got {args.shifts}")
+    mixture = load_audio(args.song)       # first, so that a bad file fails before a model is loaded
+    device = pick_device(args.device)
+    model = load_pretrained(device) if args.checkpoint is None else load_checkpoint(args.checkpoint, device)
+    if model.sources != len(SOURCES):
+        raise ValueError(f"the model outputs {model.sources} sources; the separate command writes the "
+                         f"{len(SOURCES)} of MUSDB18 ({', '.join(SOURCES)})")
+    seconds = mixture.shape[-1] / SAMPLE_RATE
+    start = time.perf_counter()
+    sources = separate_track(model, mixture, shifts=args.shifts, progress=not args.no_progress)
+    folder = Path(args.out).expanduser() / Path(args.song).stem
+    for name, source in zip(SOURCES, sources):
+        print(f"wrote {save_audio(folder / f'{name}.wav', source)}")
+    print(f"separated {seconds:.1f} s of audio in {time.perf_counter() - start:.1f} s on {device} "
+          f"(shifts={args.shifts})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="demucs-course", description="Unmix: rebuild Demucs v1, chapter by chapter.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +116,18 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--timeout", type=float, default=600, help="seconds allowed per notebook (default 600)")
     grade.add_argument("--jobs", type=int, default=1, help="notebooks graded at once (default 1)")
     grade.set_defaults(func=_grade)
+
+    separate = sub.add_parser("separate", help="separate a song into drums, bass, other and vocals (WAV files)")
+    separate.add_argument("song", help="the audio file: WAV, FLAC, MP3 (or anything ffmpeg decodes)")
+    separate.add_argument("-o", "--out", default="separated",
+                          help="output folder; the stems go to OUT/<song name>/<stem>.wav (default: separated)")
+    separate.add_argument("--shifts", type=int, default=0,
+                          help="the shift trick: average this many randomly shifted passes (default 0; the paper 10)")
+    separate.add_argument("--checkpoint", help="a model checkpoint (.pt, or a training folder with best.pt); "
+                                               "default: the model shipped with the course")
+    separate.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
+    separate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    separate.set_defaults(func=_separate)
     return parser
 
 
