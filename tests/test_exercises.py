@@ -4,6 +4,7 @@ and plausible wrong answers are caught by the tests (the hidden ones included)."
 import filecmp
 import importlib.util
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -40,25 +41,6 @@ def test_exercise_is_what_otter_generates(assigned):
     assert not differ, f"exercises/{master.parent.name} drifted from its master ({differ}): run `demucs-course exercises`"
 
 
-def _scores(dist, notebook):
-    return run_autograder(autograder_zip(dist), notebook, timeout=600)
-
-
-def test_blank_exercise_fails_every_question(assigned):
-    master, dist = assigned
-    scores = _scores(dist, REPO_ROOT / "exercises" / master.parent.name / master.name)
-    assert scores, "the autograder reported no question"
-    for question, (score, max_score) in scores.items():
-        assert max_score > 0 and score < max_score, f"the blank {question} scored {score}/{max_score}"
-
-
-def test_solution_passes_every_question(assigned):
-    master, dist = assigned
-    scores = _scores(dist, dist / "autograder" / master.name)
-    for question, (score, max_score) in scores.items():
-        assert score == max_score, f"the solution to {question} scored {score}/{max_score}"
-
-
 def _wrong_answers(master):
     path = master.parent / "wrong_answers.py"
     spec = importlib.util.spec_from_file_location(f"wrong_{master.parent.name}", path)
@@ -74,17 +56,45 @@ def _fill(student_notebook, answers, out):
     for question, code in answers.items():
         check = next(i for i, c in enumerate(cells) if "".join(c["source"]).strip() == f'grader.check("{question}")')
         cells[check - 1]["source"] = code
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(nb))
     return out
 
 
-def test_wrong_answers_are_caught(assigned, tmp_path):
+@pytest.fixture(scope="module")
+def scores(assigned, tmp_path_factory):
+    """The autograder's scores for the blank exercise, the solution and each wrong answer, graded two at a time."""
     master, dist = assigned
     wrong = _wrong_answers(master)
-    assert wrong, f"{master.parent.name} needs wrong answers in wrong_answers.py"
+    tmp = tmp_path_factory.mktemp(f"wrong-{master.parent.name}")
+    notebooks = {"blank": REPO_ROOT / "exercises" / master.parent.name / master.name,
+                 "solution": dist / "autograder" / master.name}
     for k, answers in enumerate(wrong):
-        notebook = _fill(dist / "student" / master.name, answers, tmp_path / master.name)
-        scores = _scores(dist, notebook)
+        notebooks[f"wrong {k}"] = _fill(dist / "student" / master.name, answers, tmp / str(k) / master.name)
+    zip_path = autograder_zip(dist)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(zip(notebooks, pool.map(lambda nb: run_autograder(zip_path, nb, timeout=600),
+                                               notebooks.values())))
+    return results, wrong
+
+
+def test_blank_exercise_fails_every_question(scores):
+    results, _ = scores
+    assert results["blank"], "the autograder reported no question"
+    for question, (score, max_score) in results["blank"].items():
+        assert max_score > 0 and score < max_score, f"the blank {question} scored {score}/{max_score}"
+
+
+def test_solution_passes_every_question(scores):
+    results, _ = scores
+    for question, (score, max_score) in results["solution"].items():
+        assert score == max_score, f"the solution to {question} scored {score}/{max_score}"
+
+
+def test_wrong_answers_are_caught(scores):
+    results, wrong = scores
+    assert wrong, "every exercise needs plausible wrong answers in wrong_answers.py"
+    for k, answers in enumerate(wrong):
         for question in answers:
-            score, max_score = scores[question]
+            score, max_score = results[f"wrong {k}"][question]
             assert score < max_score, f"wrong answer {k} to {question} got full marks: strengthen the hidden tests"
