@@ -14,7 +14,7 @@ Shapes: the mixture is ``(batch, audio_channels, time)``; the output is ``(batch
 
 A CPU quirk: oneDNN (PyTorch's CPU convolution library) can spend seconds on the first call of a transposed
 convolution at some input lengths, e.g. 110250 frames, which the outermost layer gets for a 10 s input. Later calls
-are fast; ``with torch.backends.mkldnn.flags(enabled=False):`` avoids the stall.
+are fast; setting ``torch.backends.mkldnn.enabled = False`` (PyTorch's own kernels) avoids the stall.
 """
 
 from __future__ import annotations
