@@ -65,7 +65,7 @@ def apply_model(model, mix: torch.Tensor, *, shifts: int = 0, split: bool = True
 
     Each segment ``[s, s + n)`` is padded to ``valid_length(n)`` with the audio around it (zeros beyond the ends of
     the mixture), and the model's output is center-trimmed back to ``n`` samples. Without ``split`` the whole
-    (shifted) mixture is one segment, padded with zeros: exactly Demucs v1's ``apply_model``.
+    (shifted) mixture is one segment, padded with zeros, as in Demucs v1's ``apply_model``.
     """
     _check_arguments(model, mix, shifts, segment, overlap)
     batched = mix.dim() == 3
@@ -74,7 +74,8 @@ def apply_model(model, mix: torch.Tensor, *, shifts: int = 0, split: bool = True
     length = mix.shape[-1]
 
     if shifts:
-        # The shift trick. With d = MAX_SHIFT - o zeros before the mixture and o after, the shifted input
+        # The shift trick: s_hat = 1/S sum_k shift_{-o_k}( f( shift_{o_k}(x) ) ), o_k distinct offsets in
+        # [0, max_shift). With d = MAX_SHIFT - o zeros before the mixture and o after, the shifted input
         # padded[o : o + T + MAX_SHIFT] covers mixture positions [-d, T + o); keeping out[d : d + T] keeps
         # positions [0, T). So each shift is the same separation run over another stretch of the zero-padded mixture.
         offsets = torch.randperm(MAX_SHIFT, generator=generator)[:shifts].tolist()
