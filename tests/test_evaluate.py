@@ -209,3 +209,17 @@ def test_clear_errors(test_tracks, tmp_path):
         evaluate(folder, test_tracks, tracks=[track], progress=False)
     with pytest.raises(FileNotFoundError, match="No score files"):
         load_scores(tmp_path / "nothing")
+
+
+def test_command_line(toy_root, tmp_path, capsys):
+    from demucs_course.cli import main
+
+    assert main(["evaluate", "mixture", "--data", str(toy_root), "-o", str(tmp_path / "scores"), "--no-progress",
+                 "--tracks", get_musdb_tracks(toy_root, "test")[0].name]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.splitlines()[2:6]] == ["SDR", "SAR", "SIR", "ISR"]
+    assert len(list((tmp_path / "scores" / "test").glob("*.json"))) == 1
+    assert main(["evaluate", "IRM", "--data", str(toy_root), "--no-progress"]) == 2
+    assert "No folder of estimates" in capsys.readouterr().err
+    assert main(["evaluate", "IBM", "--shifts", "2", "--data", str(toy_root)]) == 2
+    assert "WHAT=model" in capsys.readouterr().err
