@@ -1,0 +1,13 @@
+OK_FORMAT = True
+
+test = {   'name': 'q1',
+    'points': 2,
+    'suites': [   {   'cases': [   {   'code': '>>> lengths = encoder_lengths(451924)\n'
+                                               ">>> assert lengths[-1] == 109, f'expected 109 frames at the bottleneck, got {lengths[-1]}'\n"
+                                               ">>> assert len(lengths) == 6, 'one length per layer'\n",
+                                       'hidden': False,
+                                       'locked': False}],
+                      'scored': True,
+                      'setup': '',
+                      'teardown': '',
+                      'type': 'doctest'}]}
