@@ -6,8 +6,8 @@ Subcommands:
 - ``demucs-course tracks SOURCE``: list the tracks a data source gives (Chapter 2).
 - ``demucs-course exercises``: regenerate ``exercises/`` from the otter masters in ``solutions/``.
 - ``demucs-course grade SUBMISSIONS -o gradebook.csv``: grade a folder of submitted exercise notebooks.
+- ``demucs-course train --preset tiny-cpu``: train Demucs (Chapter 7); run it again to resume after a disconnect.
 - ``demucs-course separate SONG``: separate a song into drums, bass, other and vocals WAV files (Chapter 8).
-- ``demucs-course evaluate [model|IRM2|...|DIR]``: score separations on a musdb subset as the paper does (Chapter 9).
 """
 
 from __future__ import annotations
@@ -62,6 +62,30 @@ def _grade(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    from .train import preset, train
+
+    settings = {"data": args.data, "epochs": args.epochs, "batch_size": args.batch_size, "loss": args.loss,
+                "checkpoint_dir": args.checkpoint_dir, "seed": args.seed, "device": args.device, "lr": args.lr,
+                "segment": args.segment, "shift": args.shift, "workers": args.workers,
+                "save_every_steps": args.save_every}
+    overrides = {name: value for name, value in settings.items() if value is not None}
+    if args.channels is not None:
+        overrides["model"] = {"channels": args.channels}
+    config = preset(args.preset, **overrides)
+    try:
+        result = train(config, resume=not args.no_resume, progress=not args.no_progress,
+                       time_limit=None if args.minutes is None else 60 * args.minutes)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: run the same command again to resume from {config.checkpoint_dir}/last.pt",
+              file=sys.stderr)
+        return 130
+    best = result.best
+    print(f"best validation {config.loss.upper()} {best['valid']:.4f} at epoch {best['epoch']}, "
+          f"model in {result.checkpoint_dir / 'best.pt'} ({result.seconds:.0f} s)")
+    return 0
+
+
 def _separate(args) -> int:
     from pathlib import Path
 
@@ -86,34 +110,6 @@ def _separate(args) -> int:
         print(f"wrote {save_audio(folder / f'{name}.wav', source)}")
     print(f"separated {seconds:.1f} s of audio in {time.perf_counter() - start:.1f} s on {device} "
           f"(shifts={args.shifts})")
-    return 0
-
-
-def _evaluate(args) -> int:
-    from pathlib import Path
-
-    from .evaluate import REFERENCES, aggregate, evaluate, format_table, model_estimator
-
-    name = args.what
-    if name == "model":
-        from .train import load_checkpoint, load_pretrained, pick_device
-
-        device = pick_device(args.device)
-        model = load_pretrained(device) if args.checkpoint is None else load_checkpoint(args.checkpoint, device)
-        what, label = model_estimator(model, shifts=args.shifts), f"model_shifts{args.shifts}"
-    else:
-        if args.checkpoint is not None or args.shifts:
-            raise ValueError("--checkpoint and --shifts are for WHAT=model; a reference or a folder of estimates "
-                             "takes neither")
-        what, label = name, name if name in REFERENCES else Path(name).name
-    output = Path(args.output).expanduser() if args.output else Path("evaluation") / label
-    start = time.perf_counter()
-    scores = evaluate(what, args.data, args.subset, output_dir=output, backend=args.backend, tracks=args.tracks,
-                      save_estimates=args.save_estimates, progress=not args.no_progress)
-    print(format_table(aggregate(scores), f"{name} on {len(scores)} {args.subset} tracks of {args.data} "
-                                          "(median over 1-s windows, then over tracks; dB)"))
-    print(f"scores of each track in {output / args.subset} ({time.perf_counter() - start:.0f} s, {args.backend} "
-          "backend)")
     return 0
 
 
@@ -146,6 +142,27 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--jobs", type=int, default=1, help="notebooks graded at once (default 1)")
     grade.set_defaults(func=_grade)
 
+    train = sub.add_parser("train", help="train Demucs from a preset; run again to resume from its checkpoint")
+    train.add_argument("--preset", default="tiny-cpu", choices=["tiny-cpu", "colab-t4", "paper"],
+                       help="tiny-cpu (minutes on a CPU, toy set), colab-t4 (one 16 GB GPU), paper (default tiny-cpu)")
+    train.add_argument("--data", help="toy, preview, or the MUSDB18 / MUSDB18-HQ root (needed by colab-t4 and paper)")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int, help="a multiple of the Remix group of 4")
+    train.add_argument("--channels", type=int, help="the model's first-layer channels (the paper: 100)")
+    train.add_argument("--loss", choices=["l1", "l2"])
+    train.add_argument("--lr", type=float, help="Adam's learning rate (the presets: 1e-3 for tiny-cpu, else 3e-4)")
+    train.add_argument("--segment", type=float, help="seconds of audio per extract (the paper: 10)")
+    train.add_argument("--shift", type=float, help="seconds of room for the Shift augmentation (the paper: 1)")
+    train.add_argument("--checkpoint-dir", help="the folder of last.pt and best.pt (Colab: a folder on Drive)")
+    train.add_argument("--save-every", type=int, help="also checkpoint every N steps")
+    train.add_argument("--workers", type=int, help="DataLoader worker processes")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
+    train.add_argument("--minutes", type=float, help="stop after the last epoch that fits in this many minutes")
+    train.add_argument("--no-resume", action="store_true", help="start again, overwriting the folder's checkpoints")
+    train.add_argument("--no-progress", action="store_true", help="no progress bars")
+    train.set_defaults(func=_train)
+
     separate = sub.add_parser("separate", help="separate a song into drums, bass, other and vocals (WAV files)")
     separate.add_argument("song", help="the audio file: WAV, FLAC, MP3 (or anything ffmpeg decodes)")
     separate.add_argument("-o", "--out", default="separated",
@@ -157,25 +174,6 @@ def build_parser() -> argparse.ArgumentParser:
     separate.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
     separate.add_argument("--no-progress", action="store_true", help="no progress bar")
     separate.set_defaults(func=_separate)
-
-    evaluate = sub.add_parser("evaluate", help="score a model, a reference or a folder of estimates on a musdb subset "
-                                               "(SDR, SIR, SAR, ISR as in the paper)")
-    evaluate.add_argument("what", nargs="?", default="model",
-                          help="model (the shipped model, or --checkpoint), IRM2, IBM, mixture, best_scaled_mixture, "
-                               "or a folder of estimates DIR/<subset>/<track>/<source>.wav (default: model)")
-    evaluate.add_argument("--data", default="toy", help="toy, preview, or a MUSDB18 / MUSDB18-HQ root (default toy)")
-    evaluate.add_argument("--subset", default="test", choices=["test", "train"], help="default: test")
-    evaluate.add_argument("-o", "--output", help="folder of the per-track scores (museval's JSON); run again to "
-                                                 "resume (default: evaluation/<what>)")
-    evaluate.add_argument("--backend", default="fast", choices=["fast", "museval"],
-                          help="fast (default) or museval (the reference: same numbers, much slower)")
-    evaluate.add_argument("--shifts", type=int, default=0, help="the shift trick for a model (default 0; paper 10)")
-    evaluate.add_argument("--checkpoint", help="a model checkpoint (.pt, or a training folder with best.pt)")
-    evaluate.add_argument("--device", default="auto", help="where a model runs: auto (cuda, mps, cpu), cpu, cuda")
-    evaluate.add_argument("--tracks", nargs="+", help="only these tracks (names as musdb gives them)")
-    evaluate.add_argument("--save-estimates", help="also write the separated sources to this folder")
-    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
-    evaluate.set_defaults(func=_evaluate)
     return parser
 
 
