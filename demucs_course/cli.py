@@ -8,6 +8,7 @@ Subcommands:
 - ``demucs-course grade SUBMISSIONS -o gradebook.csv``: grade a folder of submitted exercise notebooks.
 - ``demucs-course train --preset tiny-cpu``: train Demucs (Chapter 7); run it again to resume after a disconnect.
 - ``demucs-course separate SONG``: separate a song into drums, bass, other and vocals WAV files (Chapter 8).
+- ``demucs-course evaluate [model|IRM2|...|DIR]``: score separations on a musdb subset as the paper does (Chapter 9).
 """
 
 from __future__ import annotations
@@ -113,6 +114,34 @@ def _separate(args) -> int:
     return 0
 
 
+def _evaluate(args) -> int:
+    from pathlib import Path
+
+    from .evaluate import REFERENCES, aggregate, evaluate, format_table, model_estimator
+
+    name = args.what
+    if name == "model":
+        from .train import load_checkpoint, load_pretrained, pick_device
+
+        device = pick_device(args.device)
+        model = load_pretrained(device) if args.checkpoint is None else load_checkpoint(args.checkpoint, device)
+        what, label = model_estimator(model, shifts=args.shifts), f"model_shifts{args.shifts}"
+    else:
+        if args.checkpoint is not None or args.shifts:
+            raise ValueError("--checkpoint and --shifts are for WHAT=model; a reference or a folder of estimates "
+                             "takes neither")
+        what, label = name, name if name in REFERENCES else Path(name).name
+    output = Path(args.output).expanduser() if args.output else Path("evaluation") / label
+    start = time.perf_counter()
+    scores = evaluate(what, args.data, args.subset, output_dir=output, backend=args.backend, tracks=args.tracks,
+                      save_estimates=args.save_estimates, progress=not args.no_progress)
+    print(format_table(aggregate(scores), f"{name} on {len(scores)} {args.subset} tracks of {args.data} "
+                                          "(median over 1-s windows, then over tracks; dB)"))
+    print(f"scores of each track in {output / args.subset} ({time.perf_counter() - start:.0f} s, {args.backend} "
+          "backend)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="demucs-course", description="Unmix: rebuild Demucs v1, chapter by chapter.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -174,6 +203,25 @@ def build_parser() -> argparse.ArgumentParser:
     separate.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
     separate.add_argument("--no-progress", action="store_true", help="no progress bar")
     separate.set_defaults(func=_separate)
+
+    evaluate = sub.add_parser("evaluate", help="score a model, a reference or a folder of estimates on a musdb subset "
+                                               "(SDR, SIR, SAR, ISR as in the paper)")
+    evaluate.add_argument("what", nargs="?", default="model",
+                          help="model (the shipped model, or --checkpoint), IRM2, IBM, mixture, best_scaled_mixture, "
+                               "or a folder of estimates DIR/<subset>/<track>/<source>.wav (default: model)")
+    evaluate.add_argument("--data", default="toy", help="toy, preview, or a MUSDB18 / MUSDB18-HQ root (default toy)")
+    evaluate.add_argument("--subset", default="test", choices=["test", "train"], help="default: test")
+    evaluate.add_argument("-o", "--output", help="folder of the per-track scores (museval's JSON); run again to "
+                                                 "resume (default: evaluation/<what>)")
+    evaluate.add_argument("--backend", default="fast", choices=["fast", "museval"],
+                          help="fast (default) or museval (the reference: same numbers, much slower)")
+    evaluate.add_argument("--shifts", type=int, default=0, help="the shift trick for a model (default 0; paper 10)")
+    evaluate.add_argument("--checkpoint", help="a model checkpoint (.pt, or a training folder with best.pt)")
+    evaluate.add_argument("--device", default="auto", help="where a model runs: auto (cuda, mps, cpu), cpu, cuda")
+    evaluate.add_argument("--tracks", nargs="+", help="only these tracks (names as musdb gives them)")
+    evaluate.add_argument("--save-estimates", help="also write the separated sources to this folder")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluate.set_defaults(func=_evaluate)
     return parser
 
 
