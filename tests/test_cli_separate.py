@@ -14,10 +14,9 @@ import torch
 
 from demucs_course import SAMPLE_RATE, SOURCES
 from demucs_course.audio import load_audio, save_audio
+from demucs_course import train
 from demucs_course.cli import main
 from demucs_course.model import Demucs
-
-train = pytest.importorskip("demucs_course.train")
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +98,6 @@ def test_progress_bar_on_stderr(capsys, tmp_path, checkpoint, song):
 
 
 def test_default_is_the_shipped_model(capsys, tmp_path, song):
-    if not (train.PRETRAINED_DIR / train.PRETRAINED_NAME).is_file():
-        pytest.skip("the shipped model is not in demucs_course/pretrained/ yet")
     code, _, err = run(capsys, song, "-o", tmp_path, "--no-progress", "--device", "cpu")
     assert code == 0, err
     assert len(read_stems(tmp_path / "my song")) == 4
