@@ -1,5 +1,6 @@
 """Plausible wrong answers to exercise 3. Each dict is one wrong submission; the tests check that the autograder
-gives every question in it less than full marks (tests/test_exercises.py)."""
+gives every question in it less than full marks (tests/test_exercises.py). The answers to Question 2 use torch's
+own GLU, so that they are wrong by themselves and not through a wrong `glu`."""
 
 WRONG_ANSWERS = [
     {
@@ -17,7 +18,7 @@ WRONG_ANSWERS = [
         self.rewrite = nn.Conv1d(channels, 2 * channels, 1)
 
     def forward(self, x):
-        return glu(self.rewrite(self.conv(x)))''',
+        return nn.functional.glu(self.rewrite(self.conv(x)), dim=1)''',
         # rounds up: counts a last window that does not fit
         "q3": '''import math
 def encoder_output_length(length, kernel_size=8, stride=4):
@@ -40,7 +41,7 @@ def encoder_output_length(length, kernel_size=8, stride=4):
         self.rewrite = nn.Conv1d(channels, 2 * channels, 1)
 
     def forward(self, x):
-        return glu(self.rewrite(torch.relu(self.conv(x))))''',
+        return nn.functional.glu(self.rewrite(torch.relu(self.conv(x))), dim=1)''',
         # divides the length by the stride: forgets the window's own extent
         "q3": '''def encoder_output_length(length, kernel_size=8, stride=4):
     if length < kernel_size:
@@ -60,7 +61,7 @@ def encoder_output_length(length, kernel_size=8, stride=4):
         self.rewrite = nn.Conv1d(channels, 2 * channels, 1)
 
     def forward(self, x):
-        return torch.relu(glu(self.rewrite(torch.relu(self.conv(x)))))''',
+        return torch.relu(nn.functional.glu(self.rewrite(torch.relu(self.conv(x))), dim=1))''',
         # forgets the + 1 and the error for short inputs
         "q3": '''def encoder_output_length(length, kernel_size=8, stride=4):
     return (length - kernel_size) // stride''',
