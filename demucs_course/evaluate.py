@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from . import SAMPLE_RATE, SOURCES
-from .data import get_musdb_tracks, read_track
+from .data import cache_track, get_musdb_tracks, read_track
 from .metrics import WINDOW, bss_eval_v4
 
 #: The metrics, in the order of the rows of the tables (the seed re-implementation's report).
@@ -311,8 +311,8 @@ def as_estimator(what, *, shifts: int = 0, device=None, subset: str = "test") ->
 
 
 def evaluate(what, source="toy", subset: str = "test", *, output_dir=None, backend: str = "fast",
-             shifts: int = 0, device=None, tracks=None, save_estimates=None, progress: bool = True
-             ) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+             shifts: int = 0, device=None, tracks=None, save_estimates=None, cache: bool = False,
+             progress: bool = True) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """Separate and score every track of a musdb subset; returns ``{track: {source: {metric: windows}}}``.
 
     Args:
@@ -330,6 +330,9 @@ def evaluate(what, source="toy", subset: str = "test", *, output_dir=None, backe
         tracks: names of tracks to keep (default: all of the subset).
         save_estimates: a folder to write each separated track to, in musdb's estimates layout, to listen to or
             to evaluate again (skipped tracks are not separated, so not written).
+        cache: read the tracks through the course's lossless 16-bit cache (:func:`~demucs_course.data.cache_track`):
+            the first evaluation decodes each track once, later ones read it in milliseconds (musdb starts an
+            ``ffmpeg`` process per stream). It costs disk: about 11 GB for MUSDB18's test set.
         progress: a progress bar over tracks.
 
     The scores returned are those stored in museval's JSON (rounded to 1e-5 dB, +inf as NaN), so a resumed and an
@@ -364,7 +367,11 @@ def evaluate(what, source="toy", subset: str = "test", *, output_dir=None, backe
         path = None if folder is None else folder / subset / f"{track.name}.json"
         stored = _read_scores(path)
         if stored is None:
-            mixture, references = read_track(track)
+            if cache:
+                cached = cache_track(track)
+                mixture, references = cached.mixture().numpy(), cached.sources().numpy()
+            else:
+                mixture, references = read_track(track)
             estimates = _check_estimates(estimator.estimate(track.name, mixture, references), references,
                                          track.name, estimator.label)
             if save_estimates is not None:

@@ -153,9 +153,11 @@ def test_folder_of_estimates_round_trip(test_tracks, tmp_path):
     assert sorted(p.name for p in (tmp_path / "est" / "test" / track).iterdir()) == sorted(f"{s}.wav" for s in SOURCES)
     from_files = evaluate(tmp_path / "est", test_tracks, tracks=track, progress=False)
     assert list(from_files) == [track]
+    cached = evaluate("IRM2", test_tracks, tracks=[track], cache=True, progress=False)  # the lossless 16-bit cache
     for source in SOURCES:
         for metric in METRICS:
             np.testing.assert_array_equal(from_files[track][source][metric], direct[track][source][metric])
+            np.testing.assert_array_equal(cached[track][source][metric], direct[track][source][metric])
     mixture, sources = read_track(test_tracks[1])
     estimator = as_estimator(str(tmp_path / "est"))
     assert estimator.label.startswith("estimates in")
