@@ -91,7 +91,7 @@ def test_book_builds_with_warnings_as_errors(built_book):
         assert "colab.research.google.com" in page, f"{chapter.name}: no Colab launch button"
         assert "Run time" in page and "Summary" in page
     bibliography = (built_book / "book" / "bibliography.html").read_text()
-    assert "Music Source Separation in the Waveform Domain" in bibliography
+    assert "separation in the waveform domain" in bibliography.lower()  # the style sets titles in lower case
     assert (built_book / "book" / "glossary.html").is_file()
 
 
