@@ -201,7 +201,7 @@ class CachedTrack:
 
     def extract(self, offset: int, length: int) -> torch.Tensor:
         """Samples ``[offset, offset + length)`` of the 4 sources as float32 (4, 2, <= length): shorter past the end."""
-        chunk = torch.from_numpy(np.ascontiguousarray(self.streams[1:, :, offset: offset + length]))
+        chunk = torch.from_numpy(np.array(self.streams[1:, :, offset: offset + length]))  # a writable copy
         return chunk.float().mul_(1 / 32768)  # one copy, then in place: examples are 16 MB at the paper's size
 
     def mixture(self) -> torch.Tensor:
