@@ -206,7 +206,9 @@ def test_resuming_with_other_settings_is_refused_before_anything_is_loaded(toy_r
 def test_a_time_limit_stops_after_an_epoch_and_validates_it(toy_root, tmp_path, straight):
     (tmp_path / "last.pt").write_bytes((straight.checkpoint_dir / "last.pt").read_bytes())
     config = small_config(toy_root, tmp_path, epochs=50, loss="l2", valid_every=10)
-    result = train(config, resume=False, progress=False, time_limit=0.1)     # resume=False: start again
+    ticks = iter(range(0, 1000, 10))                                        # a clock that reads 0, 10, 20, ...
+    result = train(config, resume=False, progress=False, time_limit=15, clock=lambda: next(ticks))
+    # after epoch 1 the clock says 10: one more epoch would end at 20, past 15, so it stops (resume=False: anew)
     assert len(result.history["epochs"]) == 1 and result.history["epochs"][0]["valid"] is not None
     state = read_checkpoint(tmp_path / "last.pt")
     assert state["epoch"] == 1 and state["config"]["loss"] == "l2"          # the old run's file is replaced
