@@ -53,10 +53,9 @@ def _layout(root: Path) -> str | None:
 
 def read_split_list(root: Path) -> list[str] | None:
     """The validation track names in ``root/valid.txt`` (the toy set writes one), or None if there is no such file."""
-    path = Path(root) / "valid.txt"
-    if not path.is_file():
-        return None
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    from .toy import VALID_LIST, read_valid_list
+
+    return read_valid_list(root) if (Path(root) / VALID_LIST).is_file() else None
 
 
 def get_musdb_tracks(source="toy", subset: str = "train", split: str | None = None) -> list:
