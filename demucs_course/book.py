@@ -7,6 +7,10 @@
   place, ``_config.yml`` (``repository.url``); ``python -m demucs_course.book`` rewrites the first cell of every
   notebook from it, and a test checks that none has drifted.
 - :func:`timer` measures a cell's wall time for the "measured run time" notes.
+- :func:`glue` hands a figure the cell just computed to the chapter's prose: the Markdown says
+  ``{glue}`name``` where it would otherwise type the number, so the text can never drift from the run. The rule
+  (``tests/test_numbers.py``): every measured number in a chapter's Markdown is glued, and every number quoted
+  from the paper or the reference code is one of the cited constants of :mod:`demucs_course.literature`.
 """
 
 from __future__ import annotations
@@ -69,6 +73,35 @@ def setup_cell_source(exercise: str | None = None) -> str:
         "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"/content/unmix[exercises]\"], check=True)\n"
         f"    os.chdir(\"/content/unmix/exercises/{exercise}\")"
     )
+
+
+class _Figure(str):
+    """A figure already formatted: its ``repr`` is its text, so myst-nb inserts ``5.13``, not ``'5.13'``."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_pretty_(self, printer, cycle) -> None:
+        printer.text(str(self))
+
+
+def glue(name: str, value, fmt: str = "") -> str:
+    """Glue ``value``, formatted with ``fmt`` (e.g. ``".2f"``, ``",d"``, ``".1%"``), under ``name``; return its text.
+
+    In the built book, ``{glue}`name``` in a Markdown cell of the same notebook shows the text. Where myst-nb is
+    not installed (Colab), the cell prints ``name = text`` instead, so the student sees the number the prose
+    refers to.
+    """
+    if hasattr(value, "item") and getattr(value, "ndim", 0) == 0:
+        value = value.item()                    # numpy / torch scalars format like Python numbers
+    text = _Figure(format(value, fmt))
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        print(f"{name} = {text}")
+    else:
+        myst_glue(name, text, display=False)
+    return str(text)
 
 
 @contextlib.contextmanager
