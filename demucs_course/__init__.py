@@ -9,8 +9,18 @@ The course package. Each module holds one concern and its docstring names the ch
 ``data``               Chapter 2: musdb tracks, normalisation, the extract dataset
 ``augment``            Chapter 2: FlipSign, FlipChannels, Shift, Remix
 ``model``              Chapters 3-6: Demucs v1
+``presets``            Chapter 7: the training config, the presets, sizing a run
+``checkpoints``        Chapter 7: atomic checkpoints, random states, export
+``train``              Chapter 7: the training loop
+``loading``            Chapters 7-9: pick the device, load a checkpoint or the shipped model
+``separate``           Chapter 8: whole-track separation and the shift trick
+``metrics``            Chapter 9: BSS-eval v4 (SDR, ISR, SIR, SAR), equal to museval
+``evaluate``           Chapter 9: scoring a subset, the paper's median of medians
 ``book``               every chapter: small helpers for the notebooks
+``cli``                every chapter: the ``demucs-course`` command
 =====================  ==========================================================
+
+Inference never imports training: ``separate`` and ``evaluate`` use ``loading``, which sits below ``train``.
 """
 
 __version__ = "0.1.0"

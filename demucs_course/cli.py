@@ -64,7 +64,8 @@ def _grade(args) -> int:
 
 
 def _train(args) -> int:
-    from .train import preset, train
+    from .presets import preset
+    from .train import train
 
     settings = {"data": args.data, "epochs": args.epochs, "batch_size": args.batch_size, "loss": args.loss,
                 "checkpoint_dir": args.checkpoint_dir, "seed": args.seed, "device": args.device, "lr": args.lr,
@@ -93,7 +94,7 @@ def _separate(args) -> int:
     from . import SAMPLE_RATE, SOURCES
     from .audio import load_audio, save_audio
     from .separate import separate_track
-    from .train import load_checkpoint, load_pretrained, pick_device
+    from .loading import load_checkpoint, load_pretrained, pick_device
 
     if args.shifts < 0:
         raise ValueError(f"--shifts must be 0 or more (the paper uses 10, 5 does about as well), got {args.shifts}")
@@ -121,7 +122,7 @@ def _evaluate(args) -> int:
 
     name = args.what
     if name == "model":
-        from .train import load_checkpoint, load_pretrained, pick_device
+        from .loading import load_checkpoint, load_pretrained, pick_device
 
         device = pick_device(args.device)
         model = load_pretrained(device) if args.checkpoint is None else load_checkpoint(args.checkpoint, device)

@@ -18,7 +18,7 @@ The procedure (Stöter et al., 2018; the Demucs paper's tables):
 
 An estimator is one of:
 
-- a model (a ``torch.nn.Module``, e.g. :func:`~demucs_course.train.load_pretrained`), run through
+- a model (a ``torch.nn.Module``, e.g. :func:`~demucs_course.loading.load_pretrained`), run through
   :func:`~demucs_course.separate.separate_track`, with or without the shift trick (``shifts``);
 - the name of a reference that peeks at the true sources (:mod:`demucs_course.oracles`): ``"IRM2"`` (the ideal
   ratio mask, the paper's oracle), ``"IBM"`` (the ideal binary mask), ``"mixture"`` (the mixture as every
@@ -45,7 +45,7 @@ import torch
 
 from . import SAMPLE_RATE, SOURCES
 from .data import cache_track, get_musdb_tracks, read_track
-from .metrics import WINDOW, bss_eval_v4
+from .metrics import WINDOW, bss_eval_v4, median_over_tracks, sdr_v4
 
 #: The metrics, in the order of the rows of the tables (the seed re-implementation's report).
 METRICS = ("SDR", "SAR", "SIR", "ISR")
@@ -147,7 +147,8 @@ def aggregate(scores: dict[str, dict[str, dict[str, np.ndarray]]]) -> dict[str, 
     """The paper's table from framewise scores ``{track: {source: {metric: windows}}}``.
 
     For each source and metric: the median over a track's windows, NaN windows ignored (``nanmedian``), then the
-    median over tracks (tracks where every window is NaN left out, as museval's ``EvalStore``). Returns
+    median over tracks (tracks where every window is NaN left out, as museval's ``EvalStore``): the one
+    aggregation of the course, :func:`~demucs_course.metrics.median_over_tracks`. Returns
     ``{metric: {"All": ..., "vocals": ..., "drums": ..., "bass": ..., "other": ...}}`` with "All" the mean of the four
     sources; NaN where no track has a value.
     """
@@ -161,17 +162,34 @@ def aggregate(scores: dict[str, dict[str, dict[str, np.ndarray]]]) -> dict[str, 
             if missing:
                 raise EvaluationError(f"no {source} scores for track(s) {', '.join(missing)}: every track needs "
                                       f"all four sources ({', '.join(SOURCES)})")
-            per_track = [_nanmedian(by_source[source][metric]) for by_source in scores.values()]
-            row[source] = _nanmedian(per_track)  # median over tracks
+            windows = [np.asarray(by_source[source][metric], dtype=np.float64)[None] for by_source in scores.values()]
+            row[source] = float(median_over_tracks(windows)[0])  # nanmedian over windows, then median over tracks
         row["All"] = float(np.mean([row[source] for source in SOURCES]))
         table[metric] = {column: row[column] for column in COLUMNS}
     return table
 
 
-def _nanmedian(values) -> float:
-    values = np.asarray(values, dtype=np.float64)
-    values = values[~np.isnan(values)]
-    return float(np.median(values)) if values.size else math.nan
+def median_sdr(tracks, estimate) -> dict[str, float]:
+    """The paper's score of ``estimate`` on ``tracks``, in memory: for each source, the median over tracks of the
+    median over 1-s windows of the SDR (BSS-eval v4, :func:`~demucs_course.metrics.sdr_v4`), in dB, and ``"mean"``,
+    the mean over the four sources. ``tracks`` are tracks with ``sources()`` (e.g.
+    :func:`~demucs_course.data.load_tracks`'s); ``estimate(track)`` returns the separated sources ``(4, 2, T)`` of a
+    track (e.g. ``lambda t: separate_track(model, t.mixture())``).
+
+    The aggregation is :func:`aggregate`'s (:func:`~demucs_course.metrics.median_over_tracks`): a track whose
+    windows are all NaN for a source is left out of that source's median, as museval does.
+    """
+    per_track = []
+    for track in tracks:
+        references = track.sources().numpy().transpose(0, 2, 1)            # (sources, samples, channels)
+        estimates = np.asarray(estimate(track), dtype=np.float64).transpose(0, 2, 1)
+        per_track.append(sdr_v4(references, estimates))
+    if not per_track:
+        raise EvaluationError("median_sdr got no tracks: load them with load_tracks(source, 'test')")
+    medians = median_over_tracks(per_track)
+    scores = {name: float(value) for name, value in zip(SOURCES, medians)}
+    scores["mean"] = float(np.mean(medians))
+    return scores
 
 
 def format_table(table: dict[str, dict[str, float]], title: str | None = None, digits: int = 2) -> str:

@@ -65,6 +65,39 @@ FILTERS_LEN = 512
 _BATCH_BYTES = 16 * 2**20
 
 
+def median_over_tracks(per_track) -> np.ndarray:
+    """The paper's (and museval's) aggregation: per track the median over windows, then the median over tracks.
+
+    ``per_track`` holds one array per track, shaped ``(sources, windows)`` (tracks may have different numbers of
+    windows), or one array ``(tracks, sources, windows)``. Returns a float64 array ``(sources,)``:
+
+    1. for each track and source, the median over its windows, ignoring NaN windows (``nanmedian``: a window where
+       a reference or an estimate is silent is NaN);
+    2. for each source, the median over the tracks, leaving out a track whose windows are NaN *every* one: it has
+       no score for that source. This is what museval's ``EvalStore`` does (pandas' median skips NaN at both steps),
+       so the numbers match museval's tables. A source that no track scores is NaN.
+
+    :func:`demucs_course.evaluate.aggregate` (museval's JSON files) and :func:`demucs_course.evaluate.median_sdr`
+    (a model on a list of tracks) both use it.
+    """
+    tracks = [np.asarray(windows, dtype=np.float64) for windows in per_track]
+    if not tracks:
+        raise ValueError("no tracks to aggregate: score at least one track")
+    n_sources = tracks[0].shape[0] if tracks[0].ndim else 0
+    for windows in tracks:
+        if windows.ndim != 2 or windows.shape[0] != n_sources:
+            raise ValueError(f"each track's scores must be shaped (sources, windows) with the same sources, got "
+                             f"{[w.shape for w in tracks]}")
+    medians = np.array([[_nanmedian(windows[j]) for windows in tracks] for j in range(n_sources)])  # (sources, tracks)
+    return np.array([_nanmedian(row) for row in medians], dtype=np.float64).reshape(n_sources)
+
+
+def _nanmedian(values: np.ndarray) -> float:
+    """The median of the values that are not NaN; NaN when there are none (and no warning)."""
+    values = values[~np.isnan(values)]
+    return float(np.median(values)) if values.size else float("nan")
+
+
 def sdr_v4(references, estimates, win: int = WINDOW, hop: int = WINDOW) -> np.ndarray:
     """Framewise SDR of BSS-eval v4 (images), equal to ``museval.evaluate(references, estimates, win, hop)[0]``.
 

@@ -14,20 +14,22 @@ import torch
 
 from demucs_course import SAMPLE_RATE, SOURCES
 from demucs_course.audio import load_audio, save_audio
-from demucs_course import train
+from demucs_course.checkpoints import save_atomic
 from demucs_course.cli import main
+from demucs_course.loading import CHECKPOINT_FORMAT, load_checkpoint
 from demucs_course.model import Demucs
+from demucs_course.presets import preset
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    """A tiny Demucs with random weights (seed 0), saved as ``demucs_course.train`` saves a model."""
-    config = train.preset("tiny-cpu").to_dict()
+    """A tiny Demucs with random weights (seed 0), saved as the course saves a model."""
+    config = preset("tiny-cpu").to_dict()
     torch.manual_seed(0)
     model = Demucs(**config["model"])
-    state = {"format": train.CHECKPOINT_FORMAT, "kind": "model", "model": model.state_dict(), "config": config,
+    state = {"format": CHECKPOINT_FORMAT, "kind": "model", "model": model.state_dict(), "config": config,
              "history": {}, "metadata": {}}
-    return train.save_atomic(state, tmp_path_factory.mktemp("checkpoint") / "tiny.pt")
+    return save_atomic(state, tmp_path_factory.mktemp("checkpoint") / "tiny.pt")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,7 @@ def test_separate_writes_four_stems_named_after_the_song(capsys, tmp_path, check
     # The files hold what separate_track gives (to 16-bit rounding), and the command says where they went.
     from demucs_course.separate import separate_track
 
-    expected = separate_track(train.load_checkpoint(checkpoint), load_audio(song)).clamp(-1, 1)
+    expected = separate_track(load_checkpoint(checkpoint), load_audio(song)).clamp(-1, 1)
     for name, source in zip(SOURCES, expected):
         assert np.abs(stems[name] - source.numpy()).max() < 2 / 32768
         assert str(folder / f"{name}.wav") in out

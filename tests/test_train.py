@@ -14,10 +14,10 @@ import torch
 from demucs_course.augment import default_augment
 from demucs_course.cli import main as cli_main
 from demucs_course.model import Demucs
-from demucs_course.train import (
-    LOSSES, PRESETS, TrainConfig, epoch_batches, export_model, load_checkpoint, pick_device, plot_history, preset,
-    read_checkpoint, rng_states, save_atomic, set_rng_states, train, train_step,
-)
+from demucs_course.checkpoints import export_model, rng_states, save_atomic, set_rng_states
+from demucs_course.loading import load_checkpoint, pick_device, read_checkpoint
+from demucs_course.presets import LOSSES, PRESETS, TrainConfig, preset
+from demucs_course.train import epoch_batches, plot_history, train, train_step
 
 matplotlib.use("Agg")
 

@@ -1,0 +1,107 @@
+"""Chapters 7-9: loading a trained model, and choosing the device it runs on.
+
+Separating a song (Chapter 8), scoring a model (Chapter 9), a web app and training (Chapter 7) all need the same
+two things: a device to run on and a model read from a checkpoint. They live here, below all of them, so that
+inference never imports the training code:
+
+    loading.py  <-  separate.py, evaluate.py, cli.py, a web app
+                <-  train.py (which also *writes* checkpoints: checkpoints.py)
+
+- :func:`pick_device`: CUDA, then Apple's MPS, then the CPU;
+- :func:`read_checkpoint`: a checkpoint file (or a training folder's ``best.pt`` / ``last.pt``) as a dict, with
+  clear errors for a missing, corrupt or foreign file;
+- :func:`load_checkpoint`: the model a checkpoint holds, rebuilt from the config stored with it;
+- :func:`load_pretrained` and :func:`pretrained_info`: the small model shipped with the course and its record.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .model import Demucs
+
+#: A checkpoint file's ``format`` entry: anything else is not one of ours.
+CHECKPOINT_FORMAT = "demucs-course-checkpoint"
+#: The folder of the shipped model (:func:`load_pretrained`).
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+#: The shipped model's file name in :data:`PRETRAINED_DIR`.
+PRETRAINED_NAME = "demucs_toy.pt"
+#: The record beside it (:func:`pretrained_info`).
+PRETRAINED_INFO = "demucs_toy.json"
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """``"auto"``: CUDA if there is a GPU, else Apple's MPS, else the CPU. Any other name is used as given."""
+    if device != "auto":
+        try:
+            chosen = torch.device(device)
+        except RuntimeError as error:
+            raise ValueError(f"unknown device {device!r} ({error}); use auto, cpu, cuda, cuda:1 or mps") from None
+        if chosen.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU; use device='auto' or 'cpu'")
+        if chosen.type == "mps" and not has_mps():
+            raise ValueError(f"device {device!r} asked for, but this torch has no Apple MPS backend; use 'auto' or "
+                             "'cpu'")
+        return chosen
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if has_mps():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def has_mps() -> bool:
+    """Whether Apple's Metal GPU backend is there."""
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def read_checkpoint(path) -> dict:
+    """Load a checkpoint file written by the course, on the CPU, with clear errors for a missing or bad file."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        candidates = [path / "best.pt", path / "last.pt"]
+        found = next((p for p in candidates if p.is_file()), None)
+        if found is None:
+            raise FileNotFoundError(f"no checkpoint in the folder {path}: expected best.pt or last.pt there "
+                                    "(train(config) writes them into config.checkpoint_dir)")
+        path = found
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist; give the path of a .pt file written by "
+                                "demucs_course.train (or the folder holding best.pt / last.pt)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"checkpoint {path} cannot be read ({type(error).__name__}: {error}); the file is "
+                         "truncated or corrupt, or not a PyTorch file. Use another checkpoint (best.pt and last.pt "
+                         "are written atomically: a crash cannot corrupt them, but a copy or a download can).") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path} is a PyTorch file but not a demucs_course checkpoint (no format "
+                         f"{CHECKPOINT_FORMAT!r}); to load plain weights, build a Demucs and use load_state_dict")
+    return state
+
+
+def load_checkpoint(path, device=None) -> Demucs:
+    """The model of a checkpoint, built from the config stored in it, in eval mode and in float32.
+
+    ``path``: a ``.pt`` file written by :func:`~demucs_course.train.train` (``best.pt``, ``last.pt``) or
+    :func:`~demucs_course.checkpoints.export_model`, or a checkpoint folder (its ``best.pt``, else ``last.pt``).
+    ``device``: where to put the model (default: the CPU). Weights stored in float16 are restored to float32.
+    Raises FileNotFoundError for a missing file and ValueError for a corrupt one.
+    """
+    state = read_checkpoint(path)
+    model = Demucs(**state["config"]["model"])
+    model.load_state_dict({name: value.float() for name, value in state["model"].items()})
+    return model.to(device or "cpu").eval()
+
+
+def load_pretrained(device=None) -> Demucs:
+    """The model shipped with the course: a small Demucs trained on the toy set (see ``pretrained/README.md``)."""
+    return load_checkpoint(PRETRAINED_DIR / PRETRAINED_NAME, device)
+
+
+def pretrained_info() -> dict:
+    """The record beside the shipped model: the command, seed, data version, training time and history."""
+    return json.loads((PRETRAINED_DIR / PRETRAINED_INFO).read_text())
