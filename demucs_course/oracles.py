@@ -4,20 +4,28 @@ An *oracle* separates a mixture while peeking at the true stems. No real system 
 a different question: how well could a whole *family* of methods do, at best?
 
 Most separators before Demucs work on a spectrogram: they compute the STFT ``X(f, t)`` of the mixture, predict a
-mask ``M_j(f, t)`` per source ``j`` and invert ``M_j X`` back to a waveform, keeping the mixture's phase. Whatever
-the network, its output is some mask. The best mask, computed from the true stems ``S_j``, therefore bounds what
-every masking method can reach with that STFT (the paper: "an upper bound on the performance of all methods
-relying on masking spectrograms"). Demucs predicts waveforms, not masks, so it is not bound by it.
+mask ``M_j(f, t)`` per source ``j`` and invert ``M_j X`` back to a waveform, keeping the mixture's phase. The paper
+reports the IRM oracle as "an upper bound on the performance of all methods relying on masking spectrograms".
+Strictly it is not: the IRM is the best mask only under a model (Gaussian sources with the true powers), and
+other masks of the same STFT score higher. Each bin's error ``|M X - S_j|^2`` is smallest, among real masks in
+[0, 1], for the *phase-sensitive* mask below; a complex mask ``S_j / X`` would even recover every source exactly.
+So the IRM is a practical ceiling for *ratio* masks, the kind most networks of 2019 predicted, not a bound on
+every mask. Demucs predicts waveforms, not masks, so no mask oracle bounds it either.
 
-The oracles follow the SiSEC 2018 definitions of sigsep's ``sigsep-mus-oracle``, channel by channel:
+The IRM and IBM follow the SiSEC 2018 definitions of sigsep's ``sigsep-mus-oracle``; all work channel by channel:
 
 - ideal ratio mask, ``irm``:  ``M_j = |S_j|^alpha / (eps + sum_k |S_k|^alpha)``; ``alpha=1`` (magnitudes) is
   "IRM1", ``alpha=2`` (powers) is "IRM2", the "IRM oracle" of the Demucs paper's table (8.22 dB SDR on MUSDB18).
   The masks of all sources sum to 1, so the estimates sum to the mixture.
 - ideal binary mask, ``ibm``:  ``M_j = 1 if |S_j|^alpha / (eps + |X|^alpha) > theta else 0``; ``alpha=1``,
-  ``theta=0.5`` is "IBM1". The ratio is against the *mixture*, not the sum of the sources, so the masks need not be
-  exclusive: where sources partly cancel, several take the same bin (two equal sources 90 degrees out of phase
-  each make up ``1 / sqrt(2) = 0.71`` of ``|X|``).
+  ``theta=0.5`` is "IBM1". A bin goes to every source whose share of the *mixture's* magnitude exceeds ``theta``,
+  not to "the loudest source": a bin where no source reaches half of ``|X|`` goes to none, and where sources partly
+  cancel several take the same bin (two equal sources 90 degrees out of phase each make up
+  ``1 / sqrt(2) = 0.71`` of ``|X|``).
+- truncated phase-sensitive mask, ``psf``:  ``M_j = clip(Re(S_j conj(X)) / (eps + |X|^2), 0, 1)``, that is
+  ``|S_j| / |X| cos(angle(S_j) - angle(X))`` clipped to [0, 1] (Erdogan et al. 2015, "phase-sensitive
+  filter"). It is the real mask in [0, 1] that minimises ``|M X - S_j|^2`` in every bin, so in the STFT domain it
+  is never worse than the IRM, IBM or any other such mask.
 - :func:`best_scaled_mixture`: each source estimated as the mixture times its best gain. It has no separating power
   at all, so it is the floor a model must beat to have separated anything.
 
@@ -188,6 +196,25 @@ def ideal_binary_mask(stems, mixture=None, *, alpha: float = 1, theta: float = 0
     return (power.div_(EPS + mix_power) > theta).to(power.dtype)
 
 
+def ideal_phase_sensitive_mask(stems, mixture=None, *, truncate: bool = True, n_fft: int = N_FFT,
+                                hop_length: int = HOP_LENGTH) -> torch.Tensor:
+    """The phase-sensitive masks, shape ``(sources, channels, n_fft // 2 + 1, frames)``, real.
+
+    ``M_j = Re(S_j conj(X)) / (eps + |X|^2)``, the real gain that brings ``M_j X`` closest to ``S_j`` in each bin
+    (the projection of ``S_j`` on the direction of ``X``), with ``X`` the mixture's STFT (the sum of the stems
+    unless ``mixture`` is given). Untruncated, the masks of all sources sum to 1 where the mixture is the sum of the
+    stems; they can be negative (a source out of phase with the mixture) or above 1 (sources that cancel).
+    ``truncate`` clips them to [0, 1], the range of a ratio mask: then ``M_j`` minimises ``|M X - S_j|^2`` over
+    every real ``M`` in [0, 1], bin by bin.
+    """
+    sources, mix, _ = _stack(stems, mixture)
+    spec = stft(mix, n_fft=n_fft, hop_length=hop_length)  # X
+    power = spec.abs() ** 2  # |X|^2
+    masks = torch.stack([(stft(s, n_fft=n_fft, hop_length=hop_length) * spec.conj()).real for s in sources])
+    masks.div_(EPS + power)  # Re(S_j conj(X)) / |X|^2
+    return masks.clamp_(0, 1) if truncate else masks
+
+
 def _apply_masks(masks: torch.Tensor, mix: torch.Tensor, n_fft: int, hop_length: int) -> torch.Tensor:
     """``iSTFT(M_j X)`` for every source: estimates of shape (sources, channels, time), the mixture's length."""
     spec = stft(mix, n_fft=n_fft, hop_length=hop_length)  # X, keeps the mixture's phase
@@ -214,6 +241,17 @@ def ibm(stems, mixture=None, *, alpha: float = 1, theta: float = 0.5, n_fft: int
     """
     sources, mix, give_back = _stack(stems, mixture)
     masks = ideal_binary_mask(sources, mix, alpha=alpha, theta=theta, n_fft=n_fft, hop_length=hop_length)
+    return give_back(_apply_masks(masks, mix, n_fft, hop_length))
+
+
+def psf(stems, mixture=None, *, truncate: bool = True, n_fft: int = N_FFT, hop_length: int = HOP_LENGTH):
+    """Phase-sensitive-mask oracle estimates: ``iSTFT(M_j X)`` with :func:`ideal_phase_sensitive_mask`'s ``M_j``.
+
+    With ``truncate`` (the default) the masks lie in [0, 1] like a ratio mask's; the estimates then need not sum to
+    the mixture. Inputs and outputs as in :func:`irm`.
+    """
+    sources, mix, give_back = _stack(stems, mixture)
+    masks = ideal_phase_sensitive_mask(sources, mix, truncate=truncate, n_fft=n_fft, hop_length=hop_length)
     return give_back(_apply_masks(masks, mix, n_fft, hop_length))
 
 

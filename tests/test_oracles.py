@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from demucs_course import oracles
-from demucs_course.oracles import best_scaled_mixture, ibm, ideal_binary_mask, ideal_ratio_mask, irm
+from demucs_course.oracles import (best_scaled_mixture, ibm, ideal_binary_mask, ideal_phase_sensitive_mask,
+                                   ideal_ratio_mask, irm, psf)
 
 RATE = 44100
 
@@ -105,7 +106,7 @@ def test_ibm_ratio_is_against_the_mixture_so_cancelling_sources_share_bins():
     assert masks.mean() > 0.99
 
 
-@pytest.mark.parametrize("oracle", [irm, ibm])
+@pytest.mark.parametrize("oracle", [irm, ibm, psf])
 def test_masks_recover_sources_with_disjoint_spectra(oracle, disjoint):
     estimates = oracle(disjoint)
     for name, reference in disjoint.items():
@@ -115,7 +116,7 @@ def test_masks_recover_sources_with_disjoint_spectra(oracle, disjoint):
     assert max(sdr(r, scaled[n]) for n, r in disjoint.items()) < 10
 
 
-@pytest.mark.parametrize("oracle", [irm, ibm, best_scaled_mixture])
+@pytest.mark.parametrize("oracle", [irm, ibm, psf, best_scaled_mixture])
 def test_shapes_lengths_and_containers_are_preserved(oracle):
     stems = noise_stems(length=12345, sources=3)
     out = oracle(stems)
@@ -128,7 +129,7 @@ def test_shapes_lengths_and_containers_are_preserved(oracle):
     assert all(v.shape == (12345,) for v in out.values())
 
 
-@pytest.mark.parametrize("oracle", [irm, ibm, best_scaled_mixture])
+@pytest.mark.parametrize("oracle", [irm, ibm, psf, best_scaled_mixture])
 def test_silence_gives_finite_output(oracle):
     stems = noise_stems(sources=2)
     stems["silent"] = torch.zeros(2, 20001)
@@ -137,6 +138,40 @@ def test_silence_gives_finite_output(oracle):
     assert out["silent"].abs().max() < 1e-4
     everything_silent = oracle({"a": torch.zeros(2, 5000), "b": torch.zeros(2, 5000)})
     assert all(torch.equal(v, torch.zeros(2, 5000)) for v in everything_silent.values())
+
+
+def test_phase_sensitive_masks_are_the_projection_and_sum_to_one_untruncated():
+    stems = noise_stems(sources=3, seed=5)
+    raw = ideal_phase_sensitive_mask(stems, truncate=False)
+    # Re(S_j conj(X)) / |X|^2 summed over j is Re(X conj(X)) / |X|^2 = 1 wherever the mixture is not silent
+    assert torch.allclose(raw.sum(0), torch.ones(()), atol=1e-4)
+    assert raw.min() < 0 and raw.max() > 1          # noise sources are often out of phase with their mixture
+    masks = ideal_phase_sensitive_mask(stems)
+    assert masks.min() >= 0 and masks.max() <= 1
+    assert torch.equal(masks, raw.clamp(0, 1))
+    # proportional sources (s2 = 0.5 s1) are in phase with the mixture: masks 2/3 and 1/3, exact recovery
+    s1 = noise_stems(sources=1, seed=3)["s0"]
+    out = psf(torch.stack([s1, 0.5 * s1]))
+    assert torch.allclose(out[0], s1, atol=1e-5) and torch.allclose(out[1], 0.5 * s1, atol=1e-5)
+
+
+def test_the_phase_sensitive_mask_is_the_best_mask_in_0_1_in_every_bin():
+    # |M X - S_j|^2 is a parabola in M, smallest at the projection; clipped to [0, 1] it stays the smallest there,
+    # so no ratio or binary mask does better in any bin (the IRM is not an upper bound for every mask)
+    stems = noise_stems(sources=4, seed=6)
+    sources = torch.stack(list(stems.values()))
+    X = oracles.stft(sources.sum(0))
+    S = torch.stack([oracles.stft(s) for s in sources])
+    best = (ideal_phase_sensitive_mask(stems) * X - S).abs() ** 2
+    others = [ideal_ratio_mask(stems, alpha=2), ideal_ratio_mask(stems, alpha=1), ideal_binary_mask(stems),
+              torch.rand(S.shape, generator=torch.Generator().manual_seed(0))]
+    for masks in others:
+        error = (masks * X - S).abs() ** 2
+        assert bool((best <= error + 1e-6 * S.abs().max() ** 2).all())
+        assert best.sum() < error.sum()
+    # and after the inverse STFT its estimates are closer to the sources than the IRM's
+    for name, reference in stems.items():
+        assert sdr(reference, psf(stems)[name]) > sdr(reference, irm(stems)[name]), name
 
 
 def test_an_explicit_mixture_is_the_one_masked():
@@ -176,3 +211,7 @@ def test_bad_inputs_get_clear_errors():
         irm({"a": x}, alpha=0)
     with pytest.raises(ValueError, match="floating point"):
         irm({"a": np.zeros((2, 1000), dtype=np.int16)})
+    with pytest.raises(ValueError, match="shape of one stem"):
+        psf({"a": x, "b": x}, torch.zeros(2, 10))
+    with pytest.raises(ValueError, match=r"\(time, channels\).*audio\.T"):
+        psf({"a": torch.zeros(1000, 2), "b": torch.zeros(1000, 2)})
