@@ -5,11 +5,11 @@ a different question: how well could a whole *family* of methods do, at best?
 
 Most separators before Demucs work on a spectrogram: they compute the STFT ``X(f, t)`` of the mixture, predict a
 mask ``M_j(f, t)`` per source ``j`` and invert ``M_j X`` back to a waveform, keeping the mixture's phase. The paper
-reports the IRM oracle as "an upper bound on the performance of all methods relying on masking spectrograms".
-Strictly it is not: the IRM is the best mask only under a model (Gaussian sources with the true powers), and
-other masks of the same STFT score higher. Each bin's error ``|M X - S_j|^2`` is smallest, among real masks in
-[0, 1], for the *phase-sensitive* mask below; a complex mask ``S_j / X`` would even recover every source exactly.
-So the IRM is a practical ceiling for *ratio* masks, the kind most networks of 2019 predicted, not a bound on
+presents the IRM oracle as an upper bound on what methods that mask spectrograms can reach. Strictly it is not:
+the IRM is the best mask only under a model (Gaussian sources with the true powers), and other masks of the same
+STFT can score higher. Each bin's error ``|M X - S_j|^2`` is smallest, among real masks in [0, 1], for the
+*phase-sensitive* mask below; a complex mask ``S_j / X`` would even recover every source exactly. So the IRM is a
+practical ceiling for *ratio* masks, the kind most networks of 2019 predicted, not a bound on
 every mask. Demucs predicts waveforms, not masks, so no mask oracle bounds it either.
 
 The IRM and IBM follow the SiSEC 2018 definitions of sigsep's ``sigsep-mus-oracle``; all work channel by channel:
