@@ -11,7 +11,7 @@ result files match. The later version (v2, April 2021) retrained the models with
 reports higher figures (6.3 dB for Demucs); the course does not quote it unless it says so.
 
 >>> from demucs_course.literature import PAPER_TABLE, FACTS
->>> PAPER_TABLE.loc["Demucs v1", "All"]
+>>> PAPER_TABLE.loc["Demucs v1"].set_index("extra data").loc["no", "All"]   # two Demucs v1 rows: without and with extra data
 5.58
 """
 
@@ -62,6 +62,47 @@ ABLATIONS = pd.Series(
     },
     name="All SDR (dB)",
 )
+
+#: The summary table of the v1 code's README ("Comparison of accuracy", the README of the v1 code as of April 2020),
+#: exactly as printed: one decimal, None where it prints "-". "Overall SDR" is the mean over the four sources of
+#: the paper's first version (Demucs 5.6 = 5.58 of PAPER_TABLE, rounded); "MOS Quality" is the listeners' rating from
+#: 1 to 5 of naturalness and absence of artifacts (5 = no artifacts), "MOS Contamination" from 1 to 5 with 5 = no
+#: contamination by other sources: the listening test of the paper's first version (its Sections 5 and 6), which
+#: the course quotes in this rounded form only (it has not checked the paper's own table of it).
+README_V1_TABLE = pd.DataFrame(
+    [
+        # model, domain, extra training data, Overall SDR, MOS Quality, MOS Contamination
+        ("Open-Unmix", "spectrogram", "no", 5.3, 3.0, 3.3),
+        ("Wave-U-Net", "waveform", "no", 3.2, None, None),
+        ("Demucs", "waveform", "no", 5.6, 3.2, 3.3),
+        ("Conv-Tasnet", "waveform", "no", 5.7, 2.9, 3.4),
+        ("Demucs", "waveform", "150 songs", 6.3, None, None),
+        ("Conv-Tasnet", "waveform", "150 songs", 6.3, None, None),
+        ("MMDenseLSTM", "spectrogram", "804 songs", 6.0, None, None),
+        ("Spleeter", "spectrogram", "undisclosed", 5.9, None, None),
+    ],
+    columns=["model", "domain", "extra data", "Overall SDR", "MOS Quality", "MOS Contamination"],
+)
+README_V1_SOURCE = "defossez2019demucs_code"
+
+#: The listening test (mean opinion scores, 1 to 5, higher is better) of the paper's first version, as the v1
+#: code's README prints it: the rows of README_V1_TABLE that have one. Source: ``MOS.attrs["source"]``.
+MOS = (README_V1_TABLE.dropna(subset=["MOS Quality"])
+       .set_index("model")[["MOS Quality", "MOS Contamination"]].astype(float))
+MOS.attrs["source"] = README_V1_SOURCE
+
+#: The seed re-implementation's scores on the 50 MUSDB18 test songs (museval, median over windows then tracks,
+#: "All" its mean of the sources), its Tables 1 (L1 loss) and 2 (L2 loss), in its column order.
+REPORT_SCORES = {
+    loss: pd.DataFrame(rows, index=["SDR", "SAR", "SIR", "ISR"], columns=["All", "vocals", "drums", "bass", "other"])
+    for loss, rows in {
+        "L1": [(3.961, 3.137, 5.302, 5.291, 2.113), (4.872, 3.387, 6.105, 5.418, 4.577),
+               (7.274, 8.636, 8.783, 9.229, 2.446), (7.427, 5.086, 8.611, 9.211, 6.798)],
+        "L2": [(3.928, 3.663, 5.077, 4.479, 2.494), (5.534, 4.876, 5.300, 6.896, 5.064),
+               (5.936, 7.438, 6.177, 7.467, 2.662), (7.722, 6.375, 9.519, 8.705, 6.287)],
+    }.items()
+}
+REPORT_SOURCE = "bartolini_reimplementation"
 
 #: Quoted facts other than the tables above, by a short name.
 FACTS: dict[str, Fact] = {
@@ -122,6 +163,12 @@ def cited_values() -> dict[str, set[str]]:
                     add(f"{row[column]:.2f}", row["method"])
     for value in ABLATIONS:
         add(f"{value:.2f}", "defossez2019demucs")
+    for column in ("Overall SDR", "MOS Quality", "MOS Contamination"):
+        for value in README_V1_TABLE[column].dropna():
+            add(f"{value:.1f}", README_V1_SOURCE)
+    for table in REPORT_SCORES.values():
+        for value in table.to_numpy().ravel():
+            add(f"{value:.3f}", REPORT_SOURCE)
     for fact in FACTS.values():
         add(fact.value, fact.source)
     return values
