@@ -11,7 +11,7 @@ result files match. The later version (v2, April 2021) retrained the models with
 reports higher figures (6.3 dB for Demucs); the course does not quote it unless it says so.
 
 >>> from demucs_course.literature import PAPER_TABLE, FACTS
->>> PAPER_TABLE.loc["Demucs v1"].set_index("extra data").loc["no", "All"]   # two Demucs v1 rows: without and with extra data
+>>> float(PAPER_TABLE.loc["Demucs v1"].set_index("extra data").loc["no", "All"])   # two Demucs v1 rows: without and with extra data
 5.58
 """
 
