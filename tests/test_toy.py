@@ -1,9 +1,12 @@
 """The toy multitrack set (Chapter 1): layout, musdb, exact mixtures, determinism, reuse, and how the stems sound."""
 
+import hashlib
 import json
 import multiprocessing
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import musdb
@@ -253,6 +256,121 @@ def test_two_processes_generating_the_same_folder(tmp_path):
     assert [process.exitcode for process in processes] == [0, 0]
     assert not (root / ".toy-incomplete").exists()
     assert _files(root) == _files(toy.make_toy_musdb(tmp_path / "fresh", **TINY))
+
+
+# --- the content hash: the same set on every machine ----------------------------------------------------------------
+
+
+_GENERATE_AND_HASH = """
+import sys
+from demucs_course.toy import content_hash, make_toy_musdb, read_manifest
+root = make_toy_musdb(sys.argv[1])
+assert "torch" not in sys.modules, "the toy generator must not need torch (nor its threads)"
+print(read_manifest(root)["content_sha256"], content_hash(root))
+"""
+
+
+def test_the_default_set_is_the_same_with_1_and_2_threads(tmp_path):
+    """Two fresh generations of the default set, with 1 and with 2 threads for every library, hash to the pinned
+    hash. Both run at once, in their own processes (about 7 s of CPU time each)."""
+    processes = []
+    for threads in (1, 2):
+        env = {**os.environ, **{name: str(threads) for name in (
+            "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+            "VECLIB_MAXIMUM_THREADS")}}
+        env.pop(toy.IGNORE_HASH_ENV, None)
+        processes.append(subprocess.Popen([sys.executable, "-c", _GENERATE_AND_HASH, str(tmp_path / f"t{threads}")],
+                                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for process in processes:
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err
+        recorded, hashed = out.split()
+        assert recorded == hashed == toy.TOY_HASHES[toy.TOY_VERSION]
+    assert _files(tmp_path / "t1") == _files(tmp_path / "t2")
+
+
+def test_content_hash_reads_the_pcm_in_the_documented_order(tmp_path):
+    root = toy.make_toy_musdb(tmp_path / "toy", **TINY)
+    digest = hashlib.sha256()
+    for subset in ("train", "test"):
+        for name in sorted(os.listdir(root / subset)):
+            for file in ("mixture.wav", "drums.wav", "bass.wav", "other.wav", "vocals.wav"):
+                frames, _ = sf.read(root / subset / name / file, dtype="int16")
+                digest.update(frames.astype("<i2").tobytes())
+    assert toy.content_hash(root) == digest.hexdigest() == toy.read_manifest(root)["content_sha256"]
+    # one sample one step off changes it
+    path = root / "test" / sorted(os.listdir(root / "test"))[0] / "bass.wav"
+    frames, rate = sf.read(path, dtype="int16")
+    frames[1000, 1] += 1
+    sf.write(path, frames, rate, subtype="PCM_16")
+    assert toy.content_hash(root) != digest.hexdigest()
+    with pytest.raises(FileNotFoundError, match="holds no toy set"):
+        toy.content_hash(tmp_path)
+
+
+def test_make_toy_musdb_checks_the_pinned_hash(tmp_path, monkeypatch):
+    """The hash is pinned for the default arguments; here the TINY arguments stand in for them."""
+    monkeypatch.setattr(toy, "TOY_DEFAULTS", {**TINY, "seed": 0})
+    monkeypatch.delenv(toy.IGNORE_HASH_ENV, raising=False)
+    root = tmp_path / "toy"
+    # a fresh generation that does not give the pinned hash: an error that says what differs and what to do
+    monkeypatch.setattr(toy, "TOY_HASHES", {toy.TOY_VERSION: "0" * 64})
+    with pytest.raises(toy.ToyContentError, match="this machine generated .* numpy .* report it .*"
+                                                  + toy.IGNORE_HASH_ENV):
+        toy.make_toy_musdb(root, **TINY)
+    good = toy.content_hash(root)
+    monkeypatch.setenv(toy.IGNORE_HASH_ENV, "1")
+    with pytest.warns(UserWarning, match="used anyway"):
+        assert toy.make_toy_musdb(root, **TINY) == root
+    monkeypatch.delenv(toy.IGNORE_HASH_ENV)
+    # the right hash pinned: the set is reused as it is
+    monkeypatch.setattr(toy, "TOY_HASHES", {toy.TOY_VERSION: good})
+    assert toy.make_toy_musdb(root, **TINY) == root
+    # a set cached by an older generator under the same version (no hash in its manifest, other audio) is refused
+    manifest = toy.read_manifest(root)
+    del manifest["content_sha256"]
+    (root / "toy.json").write_text(json.dumps(manifest))
+    path = root / "train" / manifest["tracks"]["train"][0] / "drums.wav"
+    original = path.read_bytes()
+    frames, rate = sf.read(path, dtype="int16")
+    sf.write(path, frames // 2, rate, subtype="PCM_16")
+    with pytest.raises(toy.ToyContentError, match=re.escape(str(root)) + ".*older copy.*overwrite=True"):
+        toy.make_toy_musdb(root, **TINY)
+    # the same set with its own audio back: checked once, then its hash is recorded in the manifest
+    path.write_bytes(original)
+    assert "content_sha256" not in toy.read_manifest(root)
+    toy.make_toy_musdb(root, **TINY)
+    assert toy.read_manifest(root)["content_sha256"] == good
+    # audio edited after the hash was recorded: found with verify=True
+    sf.write(path, frames // 2, rate, subtype="PCM_16")
+    assert toy.make_toy_musdb(root, **TINY) == root  # the recorded hash is trusted: no file is read
+    with pytest.raises(toy.ToyContentError, match="changed since it was written"):
+        toy.make_toy_musdb(root, **TINY, verify=True)
+    toy.make_toy_musdb(root, **TINY, overwrite=True)
+    assert toy.content_hash(root) == good
+
+
+def test_the_split_modules_are_importable_from_toy():
+    from demucs_course import toy_composition, toy_instruments
+
+    for name in ("Note", "Hit", "Song", "plan_song", "midi_to_hz", "VOWELS"):
+        assert getattr(toy, name) is getattr(toy_composition, name)
+    for name in ("render_song", "sing", "harmonic_table", "oscillator", "envelope", "kick", "snare", "cymbal"):
+        assert getattr(toy, name) is getattr(toy_instruments, name)
+    for module in (toy, toy_composition, toy_instruments):
+        assert module.__doc__.startswith("Chapter 1: ")
+        assert len(Path(module.__file__).read_text().splitlines()) <= 450, module.__name__
+
+
+def test_harmonic_table_is_a_fixed_order_sum():
+    amplitudes = np.arange(1, 41) ** -1.1
+    x = np.arange(2048) / 2048
+    expected = np.zeros(2048)
+    for k, a in enumerate(amplitudes, start=1):
+        expected += a * np.sin(2 * np.pi * (k * x))
+    table = toy.harmonic_table(amplitudes)
+    np.testing.assert_array_equal(table[:-1], expected / np.abs(expected).max())
+    assert table[-1] == table[0]
 
 
 # --- how it sounds ---------------------------------------------------------------------------------------------------
