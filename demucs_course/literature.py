@@ -121,6 +121,11 @@ FACTS: dict[str, Fact] = {
     "report_hours": Fact("6", "hours the re-implementation trained on one Colab GPU", "bartolini_reimplementation"),
     "report_extracts": Fact("1.25", "extracts per minute of song in the re-implementation", "bartolini_reimplementation"),
     "report_vram": Fact("16", "GB of memory of the re-implementation's Colab GPU", "bartolini_reimplementation"),
+    # the GPU a free Colab runtime lends (for estimates of time on it)
+    "t4_fp32_tflops": Fact("8.1", "TFLOP/s, a T4's peak in float32", "nvidia2018t4"),
+    "t4_amp_tflops": Fact("65", "TFLOP/s, a T4's peak in mixed precision (float16 on its tensor cores)",
+                          "nvidia2018t4"),
+    "t4_gb": Fact("16", "GB of memory of a T4", "nvidia2018t4"),
     # the reference code
     "params_64": Fact("265,679,496", "parameters of Demucs v1 at channels 64", "defossez2019demucs_code"),
     "params_100": Fact("648,548,208", "parameters of Demucs v1 at channels 100", "defossez2019demucs_code"),
