@@ -30,3 +30,12 @@ SOURCES = ("drums", "bass", "other", "vocals")
 
 #: MUSDB18's sample rate, and the only one the model sees.
 SAMPLE_RATE = 44100
+
+
+class InputError(ValueError):
+    """Input the course cannot use -- a file, a folder, a setting -- with a message that says what to do.
+
+    The command line prints it as one line and exits with status 2. :class:`~demucs_course.audio.AudioError`,
+    :class:`~demucs_course.data.DatasetError` and :class:`~demucs_course.evaluate.EvaluationError` are kinds of it.
+    It is a ``ValueError``, so code that catches ValueError keeps working.
+    """

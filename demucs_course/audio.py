@@ -32,10 +32,10 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from . import SAMPLE_RATE
+from . import SAMPLE_RATE, InputError
 
 
-class AudioError(ValueError):
+class AudioError(InputError):
     """Audio that cannot be used (a bad file or a badly shaped waveform), with a message that says what to do."""
 
 
@@ -137,10 +137,52 @@ def _read_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
     return data, rate
 
 
+def declared_wav_frames(path) -> int | None:
+    """The number of frames a RIFF WAV file's header declares (its ``data`` chunk's size over the frame size).
+
+    libsndfile trusts the file over its header: a WAV cut short (a download that stopped, a copy to a full disk)
+    reads "successfully" with only the frames that are there, and ``soundfile.info`` reports those. The header still
+    says how many there should be. None when ``path`` is not a RIFF WAV, or its header gives no usable size (0 or
+    0xFFFFFFFF, which programs that stream WAV write when they cannot know the length in advance).
+    """
+    with open(path, "rb") as file:
+        head = file.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block_align = None
+        while True:
+            chunk = file.read(8)
+            if len(chunk) < 8:
+                return None
+            kind, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if kind == b"fmt ":
+                fmt = file.read(size)
+                if len(fmt) < 14:
+                    return None
+                block_align = int.from_bytes(fmt[12:14], "little")
+                file.seek(size % 2, 1)
+            elif kind == b"data":
+                if not block_align or size in (0, 0xFFFFFFFF):
+                    return None
+                return size // block_align
+            else:
+                file.seek(size + size % 2, 1)      # chunks are padded to an even size
+
+
 def _read(path: Path) -> tuple[np.ndarray, int]:
-    """Samples (time, channels) and the sample rate of any file soundfile, or failing that ffmpeg, decodes."""
+    """Samples (time, channels) and the sample rate of any file soundfile, or failing that ffmpeg, decodes.
+
+    A WAV file that holds fewer frames than its header declares is an :class:`AudioError` naming both numbers.
+    """
     try:
-        return sf.read(path, dtype="float32", always_2d=True)
+        data, rate = sf.read(path, dtype="float32", always_2d=True)
+        declared = declared_wav_frames(path)
+        if declared is not None and data.shape[0] < declared:
+            raise AudioError(f"{path} is cut short: its header declares {declared} frames "
+                             f"({declared / rate:.3f} s) but the file holds {data.shape[0]} "
+                             f"({data.shape[0] / rate:.3f} s). The download or copy stopped early: get the file "
+                             "again")
+        return data, rate
     except (sf.SoundFileError, RuntimeError, TypeError) as error:
         ending = path.suffix.lower().lstrip(".")
         if ending not in _SOUNDFILE_ENDINGS:

@@ -2,7 +2,8 @@
 
 Subcommands:
 
-- ``demucs-course toy-data [ROOT]``: write the toy multitrack set (Chapter 1) in the MUSDB18-HQ layout.
+- ``demucs-course toy-data [ROOT]``: write the toy multitrack set (Chapter 1) in the MUSDB18-HQ layout, and print
+  its content hash.
 - ``demucs-course tracks SOURCE``: list the tracks a data source gives (Chapter 2).
 - ``demucs-course exercises``: regenerate ``exercises/`` from the otter masters in ``solutions/``.
 - ``demucs-course grade SUBMISSIONS -o gradebook.csv``: grade a folder of submitted exercise notebooks.
@@ -14,8 +15,10 @@ Subcommands:
 from __future__ import annotations
 
 import argparse
+import linecache
 import sys
 import time
+from pathlib import Path
 
 
 def _toy_data(args) -> int:
@@ -27,7 +30,20 @@ def _toy_data(args) -> int:
                           train_seconds=args.train_seconds, test_seconds=args.test_seconds,
                           seed=args.seed, overwrite=args.overwrite)
     print(f"toy MUSDB18-HQ set in {root} ({time.perf_counter() - start:.1f} s)")
+    print(content_line(root))
     return 0
+
+
+def content_line(root) -> str:
+    """The line ``toy-data`` prints about the set's content: the SHA-256 its manifest records over every stem's PCM
+    (compare it with a colleague's, or with the one the course pins), or why there is none."""
+    from .toy import read_manifest
+
+    digest = (read_manifest(root) or {}).get("content_sha256")
+    if digest is None:
+        return (f"content SHA-256: not recorded in {root}'s manifest (a set written by an older version of the "
+                "course); write it again with --overwrite to record it")
+    return f"content SHA-256: {digest}"
 
 
 def _tracks(args) -> int:
@@ -89,20 +105,18 @@ def _train(args) -> int:
 
 
 def _separate(args) -> int:
-    from pathlib import Path
-
-    from . import SAMPLE_RATE, SOURCES
+    from . import SAMPLE_RATE, SOURCES, InputError
     from .audio import load_audio, save_audio
     from .separate import separate_track
     from .loading import load_checkpoint, load_pretrained, pick_device
 
     if args.shifts < 0:
-        raise ValueError(f"--shifts must be 0 or more (the paper uses 10, 5 does about as well), got {args.shifts}")
+        raise InputError(f"--shifts must be 0 or more (the paper uses 10, 5 does about as well), got {args.shifts}")
     mixture = load_audio(args.song)       # first, so that a bad file fails before a model is loaded
     device = pick_device(args.device)
     model = load_pretrained(device) if args.checkpoint is None else load_checkpoint(args.checkpoint, device)
     if model.sources != len(SOURCES):
-        raise ValueError(f"the model outputs {model.sources} sources; the separate command writes the "
+        raise InputError(f"the model outputs {model.sources} sources; the separate command writes the "
                          f"{len(SOURCES)} of MUSDB18 ({', '.join(SOURCES)})")
     seconds = mixture.shape[-1] / SAMPLE_RATE
     start = time.perf_counter()
@@ -116,8 +130,7 @@ def _separate(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from pathlib import Path
-
+    from . import InputError
     from .evaluate import REFERENCES, aggregate, evaluate, format_table, model_estimator
 
     name = args.what
@@ -129,7 +142,7 @@ def _evaluate(args) -> int:
         what, label = model_estimator(model, shifts=args.shifts), f"model_shifts{args.shifts}"
     else:
         if args.checkpoint is not None or args.shifts:
-            raise ValueError("--checkpoint and --shifts are for WHAT=model; a reference or a folder of estimates "
+            raise InputError("--checkpoint and --shifts are for WHAT=model; a reference or a folder of estimates "
                              "takes neither")
         what, label = name, name if name in REFERENCES else Path(name).name
     output = Path(args.output).expanduser() if args.output else Path("evaluation") / label
@@ -227,13 +240,51 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run a command. Exit status 0: done; 2: bad input or usage, said in one line; 1: an unexpected error.
+
+    Bad input -- a file, a folder or a setting the course cannot use -- is an error the course raises on purpose
+    with a message that says what to do (:func:`is_bad_input`): it is printed as one line, since a traceback would
+    only hide it. Anything else -- a bug, torch failing inside, CUDA out of memory -- keeps its traceback (exit 1):
+    that is what a bug report, or the person fixing the machine, needs.
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        # Our errors carry a message that says what to do; a traceback would only hide it.
-        print(f"demucs-course {args.command}: error: {error}", file=sys.stderr)
+    except Exception as error:
+        if not is_bad_input(error):
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__   # one line, whatever the message holds
+        print(f"demucs-course {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+#: Errors the course's own code raises on purpose for unusable input, by type.
+_MESSAGE_TYPES = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError)
+
+
+def is_bad_input(error: BaseException) -> bool:
+    """Whether ``error`` is the course telling the user about bad input (exit 2), not an unexpected failure.
+
+    True for an :class:`~demucs_course.InputError` (``AudioError``, ``DatasetError``, ``EvaluationError``...), and
+    for the grading command's ``GradingError``; and for a ValueError or a missing file or folder raised by a ``raise``
+    statement in the course's own code (a check with a message, in a module that predates ``InputError``).
+    The same types raised inside torch, numpy or another library are unexpected: a RuntimeError never is bad input.
+    """
+    from . import InputError
+
+    grading = sys.modules.get(f"{__package__}.grading")           # loaded if the error came from there
+    if isinstance(error, (InputError, *((grading.GradingError,) if grading else ()))):
+        return True
+    if not isinstance(error, _MESSAGE_TYPES):
+        return False
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    if frame is None:
+        return False
+    filename = Path(frame.tb_frame.f_code.co_filename).resolve()
+    line = linecache.getline(str(filename), frame.tb_lineno).strip()
+    return filename.parent == Path(__file__).resolve().parent and line.startswith("raise ")
 
 
 if __name__ == "__main__":

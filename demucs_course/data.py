@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import SAMPLE_RATE, SOURCES
+from . import SAMPLE_RATE, SOURCES, InputError
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A dataset root or split that cannot be used, with a message that says what to do."""
 
 
@@ -137,17 +137,40 @@ class TrackStats:
     std: float
 
 
+#: The least std the normalisation divides by, as a fraction of the std of the mixture's samples (both channels).
+MONO_STD_FLOOR = 0.25
+
+
 def mono_stats(mixture, *, name: str = "track") -> TrackStats:
-    """Mean and std of the mono mix of ``mixture`` shaped (channels, time); clear errors for silence or NaN."""
+    """Mean and std of the mono mix ``m`` of ``mixture`` shaped (channels, time), the numbers the paper normalises
+    with; clear errors (:class:`~demucs_course.audio.AudioError`) for too short, silent or NaN audio.
+
+    The std has a floor: ``std = max(std(m), MONO_STD_FLOOR * std(x))``, ``std(x)`` over the samples of both
+    channels. For music the mono mix's std is 0.7 to 1 times that (0.97 to 0.98 on the toy set), so the floor of
+    0.25 changes nothing there. It matters when the channels cancel: a stereo file whose right channel is the left
+    one inverted (R = -L: a polarity error, or a mid/side file read as left/right) has a mono mix that is silent
+    but for rounding, std 3e-7 for a 16-bit file, and dividing by that would scale the input about 10^6 times, far
+    beyond anything the model saw in training: the stems would be garbage. With the floor such a file is
+    normalised to the level of its channels, which the model can separate. (Refusing it would be the other honest
+    choice; but each of its channels is ordinary music, and the separation is exact up to the model's error.)
+    """
+    from .audio import AudioError
+
     mix = torch.as_tensor(mixture, dtype=torch.float64)
     if mix.dim() != 2 or mix.shape[-1] == 0:
-        raise ValueError(f"{name}: expected a mixture shaped (channels, time) with time > 0, got {tuple(mix.shape)}")
+        raise AudioError(f"{name}: expected a mixture shaped (channels, time) with time > 0, got {tuple(mix.shape)}")
+    if mix.shape[-1] < 2:
+        raise AudioError(f"{name} is {mix.shape[-1]} sample long ({mix.shape[-1] / SAMPLE_RATE * 1000:.3f} ms): "
+                         "too short to normalise (its mean and std need at least 2 samples). Give a longer "
+                         "recording")
     if not torch.isfinite(mix).all():
-        raise ValueError(f"{name}: the mixture holds NaN or infinite samples; the file is damaged, re-decode it")
+        raise AudioError(f"{name}: the mixture holds NaN or infinite samples; the file is damaged, re-decode it")
     mono = mix.mean(dim=0)
-    std = float(mono.std())
-    if not std > 1e-8:
-        raise ValueError(f"{name}: the mixture is silent (std of the mono mix is {std:.2e}); it cannot be normalised")
+    level = float(mix.std())
+    if not level > 1e-8:
+        raise AudioError(f"{name}: the mixture is silent (std of its samples is {level:.2e}); it cannot be "
+                         "normalised, and there is nothing to separate")
+    std = max(float(mono.std()), MONO_STD_FLOOR * level)
     return TrackStats(float(mono.mean()), std)
 
 
@@ -167,9 +190,22 @@ def denormalize(wav: torch.Tensor, stats: TrackStats) -> torch.Tensor:
 
 def read_track(track) -> tuple[np.ndarray, np.ndarray]:
     """Read a musdb track: ``(mixture, sources)`` as float32 arrays shaped (2, T) and (4, 2, T), sources in
-    :data:`SOURCES` order. Tracks whose streams differ in length are cut to the shortest."""
+    :data:`SOURCES` order. Tracks whose streams differ in length are cut to the shortest (MUSDB18's decoded
+    streams can differ by a few samples); a WAV file that holds fewer frames than its header declares is a
+    :class:`DatasetError`."""
+    import soundfile as sf
+
+    from .audio import declared_wav_frames
+
     if track.rate != SAMPLE_RATE:
         raise DatasetError(f"Track {track.name!r} is at {track.rate} Hz; the course expects {SAMPLE_RATE} Hz")
+    for path in track_files(track):                  # a WAV cut short would silently shorten every stream
+        declared = declared_wav_frames(path) if path.suffix.lower() == ".wav" else None
+        if declared is not None:
+            held = sf.info(path).frames
+            if held < declared:
+                raise DatasetError(f"Track {track.name!r}: {path} is cut short: its header declares {declared} "
+                                   f"frames but the file holds {held}. Copy or download the track again")
     mixture = track.audio.T
     sources = [track.sources[name].audio.T for name in SOURCES]
     length = min([mixture.shape[-1]] + [s.shape[-1] for s in sources])
@@ -219,14 +255,35 @@ def _to_int16(x: np.ndarray, name: str) -> np.ndarray:
     return scaled.astype(np.int16)
 
 
+def track_files(track) -> list[Path]:
+    """Every file a musdb track is read from: its mixture's path and each source's (one file for MUSDB18's
+    .stem.mp4, five for MUSDB18-HQ's WAVs), resolved, sorted, each once."""
+    paths = {Path(track.path)} | {Path(source.path) for source in track.sources.values()
+                                  if getattr(source, "path", None)}
+    return sorted({path.resolve() for path in paths})
+
+
+def track_cache_key(track) -> str:
+    """The key of a track's cache entry: a hash of the path, size and modification time of each of its files."""
+    parts = []
+    for path in track_files(track):
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise DatasetError(f"Track {track.name!r} is missing its file {path}: the dataset changed while in "
+                               "use, or is incomplete") from None
+        parts.append(f"{path}|{stat.st_size}|{stat.st_mtime_ns}")
+    return hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
+
+
 def cache_track(track, cache_dir: Path | None = None) -> CachedTrack:
     """Read a musdb track once into ``cache_dir`` (an int16 .npy plus its mono-mix statistics) and memory-map it.
 
-    The cache key is the track's path, size and modification time, so a changed file is read again.
+    The cache key covers every file the track is read from -- the mixture and each stem (MUSDB18-HQ: five WAVs;
+    MUSDB18: one .stem.mp4) -- by path, size and modification time (ns), so a track with any file changed, an
+    edited stem included, is read again.
     """
-    source_path = Path(track.path)
-    stat = source_path.stat()
-    key = hashlib.sha1(f"{source_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    key = track_cache_key(track)
     folder = Path(cache_dir or default_cache_dir() / "tracks")
     folder.mkdir(parents=True, exist_ok=True)
     array_path = folder / f"{key}.npy"

@@ -43,7 +43,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import SAMPLE_RATE, SOURCES
+from . import SAMPLE_RATE, SOURCES, InputError
+from .audio import declared_wav_frames
 from .data import cache_track, get_musdb_tracks, read_track
 from .metrics import WINDOW, bss_eval_v4, median_over_tracks, sdr_v4
 
@@ -59,7 +60,7 @@ REFERENCES = ("IRM2", "IBM", "mixture", "best_scaled_mixture")
 MANIFEST = "evaluation.json"
 
 
-class EvaluationError(ValueError):
+class EvaluationError(InputError):
     """An evaluation that cannot run as asked, with a message that says what to do."""
 
 
@@ -284,6 +285,10 @@ def read_estimates(track_folder, length: int | None = None) -> np.ndarray:
         if info.samplerate != SAMPLE_RATE or info.channels != 2:
             raise EvaluationError(f"{path} is {info.samplerate} Hz with {info.channels} channel(s); estimates must "
                                   f"be {SAMPLE_RATE} Hz stereo, as the MUSDB18 references are")
+        declared = declared_wav_frames(path)
+        if declared is not None and info.frames < declared:
+            raise EvaluationError(f"{path} is cut short: its header declares {declared} frames but the file holds "
+                                  f"{info.frames}. Write the estimates again")
         if length is not None and info.frames != length:
             raise EvaluationError(f"{path} has {info.frames} samples but the track has {length}: estimates must be "
                                   "exactly as long as the track's mixture (pad or cut them where you made them)")

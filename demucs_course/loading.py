@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from . import InputError
 from .model import Demucs
 
 #: A checkpoint file's ``format`` entry: anything else is not one of ours.
@@ -33,17 +34,26 @@ PRETRAINED_NAME = "demucs_toy.pt"
 PRETRAINED_INFO = "demucs_toy.json"
 
 
+class CheckpointError(InputError):
+    """A checkpoint that cannot be used: corrupt, or not one of the course's (a ValueError)."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """No checkpoint where one was named (both a :class:`CheckpointError` and a ``FileNotFoundError``)."""
+
+
 def pick_device(device: str = "auto") -> torch.device:
-    """``"auto"``: CUDA if there is a GPU, else Apple's MPS, else the CPU. Any other name is used as given."""
+    """``"auto"``: CUDA if there is a GPU, else Apple's MPS, else the CPU. Any other name is used as given; an
+    unknown name, or a GPU that is not there, is an :class:`~demucs_course.InputError` (a ValueError)."""
     if device != "auto":
         try:
             chosen = torch.device(device)
-        except RuntimeError as error:
-            raise ValueError(f"unknown device {device!r} ({error}); use auto, cpu, cuda, cuda:1 or mps") from None
+        except RuntimeError:
+            raise InputError(f"unknown device {device!r}: use auto, cpu, cuda, cuda:1 or mps") from None
         if chosen.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU; use device='auto' or 'cpu'")
+            raise InputError(f"device {device!r} asked for, but torch sees no CUDA GPU; use device='auto' or 'cpu'")
         if chosen.type == "mps" and not has_mps():
-            raise ValueError(f"device {device!r} asked for, but this torch has no Apple MPS backend; use 'auto' or "
+            raise InputError(f"device {device!r} asked for, but this torch has no Apple MPS backend; use 'auto' or "
                              "'cpu'")
         return chosen
     if torch.cuda.is_available():
@@ -65,20 +75,20 @@ def read_checkpoint(path) -> dict:
         candidates = [path / "best.pt", path / "last.pt"]
         found = next((p for p in candidates if p.is_file()), None)
         if found is None:
-            raise FileNotFoundError(f"no checkpoint in the folder {path}: expected best.pt or last.pt there "
+            raise CheckpointNotFoundError(f"no checkpoint in the folder {path}: expected best.pt or last.pt there "
                                     "(train(config) writes them into config.checkpoint_dir)")
         path = found
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; give the path of a .pt file written by "
+        raise CheckpointNotFoundError(f"checkpoint {path} does not exist; give the path of a .pt file written by "
                                 "demucs_course.train (or the folder holding best.pt / last.pt)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ValueError(f"checkpoint {path} cannot be read ({type(error).__name__}: {error}); the file is "
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(error).__name__}: {error}); the file is "
                          "truncated or corrupt, or not a PyTorch file. Use another checkpoint (best.pt and last.pt "
                          "are written atomically: a crash cannot corrupt them, but a copy or a download can).") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is a PyTorch file but not a demucs_course checkpoint (no format "
+        raise CheckpointError(f"{path} is a PyTorch file but not a demucs_course checkpoint (no format "
                          f"{CHECKPOINT_FORMAT!r}); to load plain weights, build a Demucs and use load_state_dict")
     return state
 

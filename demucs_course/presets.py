@@ -17,8 +17,12 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from . import SAMPLE_RATE
+from . import SAMPLE_RATE, InputError
 from .model import TINY, Demucs, count_parameters
+
+class ConfigError(InputError):
+    """Training settings that cannot train, with a message that says what to change (a ValueError)."""
+
 
 #: The training criteria: L1 = mean |ŝ - s| (the paper), L2 = mean (ŝ - s)^2.
 LOSSES = {"l1": F.l1_loss, "l2": F.mse_loss}
@@ -80,31 +84,31 @@ class TrainConfig:
     amp: bool = True
 
     def check(self) -> None:
-        """Raise a ValueError that says what to change when the settings cannot train."""
+        """Raise a :class:`ConfigError` (a ValueError) that says what to change when the settings cannot train."""
         if self.data is None:
-            raise ValueError("config.data is not set: pass data='toy', 'preview', or the path of a MUSDB18 / "
+            raise ConfigError("config.data is not set: pass data='toy', 'preview', or the path of a MUSDB18 / "
                              "MUSDB18-HQ root (the folder holding train/ and test/); on the command line: --data PATH")
         if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
+            raise ConfigError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}")
         for name in ("batch_size", "group_size", "epochs", "valid_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         if self.batch_size % self.group_size:
             lower = max(self.group_size, self.batch_size // self.group_size * self.group_size)
-            raise ValueError(
+            raise ConfigError(
                 f"batch_size ({self.batch_size}) must be a multiple of the Remix group_size ({self.group_size}): "
                 f"Remix shuffles sources within groups of {self.group_size} examples. Use a batch size of {lower} "
                 f"or {lower + self.group_size}.")
         if (self.stride is None) == (self.per_minute is None):
-            raise ValueError("give exactly one of stride (seconds between extracts, the paper) or per_minute "
+            raise ConfigError("give exactly one of stride (seconds between extracts, the paper) or per_minute "
                              f"(random extracts per minute of track); got stride={self.stride!r}, "
                              f"per_minute={self.per_minute!r}")
         if not self.segment > 0 or self.shift < 0 or not self.lr > 0:
-            raise ValueError(f"segment and lr must be positive and shift >= 0, got segment={self.segment!r}, "
+            raise ConfigError(f"segment and lr must be positive and shift >= 0, got segment={self.segment!r}, "
                              f"shift={self.shift!r}, lr={self.lr!r}")
         if self.workers < 0 or self.save_every_steps < 0:
-            raise ValueError(f"workers and save_every_steps must be >= 0, got {self.workers!r}, "
+            raise ConfigError(f"workers and save_every_steps must be >= 0, got {self.workers!r}, "
                              f"{self.save_every_steps!r}")
 
     def to_dict(self) -> dict:
@@ -115,7 +119,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown TrainConfig settings {sorted(unknown)}; known: {sorted(known)}")
+            raise ConfigError(f"unknown TrainConfig settings {sorted(unknown)}; known: {sorted(known)}")
         return cls(**values)
 
 
@@ -140,7 +144,7 @@ PRESETS = {
 def preset(name: str, **overrides) -> TrainConfig:
     """A copy of the preset ``name`` (``tiny-cpu``, ``colab-t4``, ``paper``) with some settings changed."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     values = PRESETS[name].to_dict()
     if "model" in overrides:
         overrides = {**overrides, "model": {**values["model"], **overrides["model"]}}

@@ -47,9 +47,9 @@ from .augment import default_augment, mix_sources
 from .checkpoints import (config_differences, deterministic, rng_states, save_atomic, seed_everything, seed_worker,
                           set_rng_states)
 from .data import ExtractDataset, load_tracks, normalize
-from .loading import CHECKPOINT_FORMAT, load_checkpoint, pick_device, read_checkpoint
+from .loading import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, pick_device, read_checkpoint
 from .model import Demucs, center_trim
-from .presets import LOSSES, TrainConfig, seconds_to_samples
+from .presets import LOSSES, ConfigError, TrainConfig, seconds_to_samples
 from .separate import separate_track
 
 # Names that moved to their own modules and are still imported from here by older code (one object, two names).
@@ -192,10 +192,10 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True, ca
     if resume and last_path.is_file():
         resumed = read_checkpoint(last_path)
         if resumed.get("kind") != "training":
-            raise ValueError(f"{last_path} holds no training state (only a model); remove it or pass resume=False")
+            raise CheckpointError(f"{last_path} holds no training state (only a model); remove it or pass resume=False")
         changed = config_differences(resumed["config"], config)
         if changed:
-            raise ValueError(f"{last_path} was written by a run with other settings ({'; '.join(changed)}). "
+            raise CheckpointError(f"{last_path} was written by a run with other settings ({'; '.join(changed)}). "
                              "Resume with the same settings, or use another checkpoint_dir (or resume=False to "
                              "start again and overwrite it).")
         model.load_state_dict(resumed["model"])
@@ -211,7 +211,7 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True, ca
     valid_tracks = load_tracks(config.data, "train", "valid")
     dataset = make_dataset(config, model, train_tracks)
     if len(dataset) < config.batch_size:
-        raise ValueError(f"an epoch holds {len(dataset)} extracts, fewer than one batch of {config.batch_size}: "
+        raise ConfigError(f"an epoch holds {len(dataset)} extracts, fewer than one batch of {config.batch_size}: "
                          "lower batch_size, or take more extracts (a smaller stride or a larger per_minute)")
 
     def save_last(epoch: int, step: int, batches, epoch_losses) -> None:

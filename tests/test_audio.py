@@ -19,6 +19,7 @@ import torch  # noqa: E402
 from demucs_course.audio import (  # noqa: E402
     AudioError,
     check_waveform,
+    declared_wav_frames,
     load_audio,
     player,
     plot_spectrograms,
@@ -135,6 +136,36 @@ def test_formats_soundfile_cannot_read_go_through_ffmpeg(tmp_path):
 def test_bad_files_raise_audio_error_with_advice(tmp_path, make, message):
     with pytest.raises(AudioError, match=message):
         load_audio(make(tmp_path))
+
+
+def cut_short(path, frames_kept):
+    """Keep the header of a 16-bit stereo WAV and only ``frames_kept`` frames of its data (a download that stopped)."""
+    data = path.read_bytes()
+    path.write_bytes(data[:data.index(b"data") + 8 + 4 * frames_kept])
+    return path
+
+
+def test_a_wav_cut_short_is_an_error_naming_the_file_and_both_frame_counts(tmp_path):
+    """Its header says 4410 frames, the file holds 64; libsndfile reads the 64 without a word (as sf.info does)."""
+    path = cut_short(write(tmp_path / "cut.wav", tone(seconds=0.1), subtype="PCM_16"), 64)
+    assert sf.info(path).frames == 64 and declared_wav_frames(path) == 4410
+    with pytest.raises(AudioError, match=r"cut\.wav is cut short: its header declares 4410 frames .* holds 64 "):
+        load_audio(path)
+
+
+def test_declared_frames_of_whole_and_other_files(tmp_path):
+    whole = write(tmp_path / "whole.wav", tone(seconds=0.1), subtype="PCM_16")
+    assert declared_wav_frames(whole) == 4410 and load_audio(whole).shape == (2, 4410)
+    odd = write(tmp_path / "odd.wav", tone(seconds=0.1, channels=1), subtype="PCM_24")   # 3-byte frames: odd sizes
+    assert declared_wav_frames(odd) == 4410
+    assert declared_wav_frames(write(tmp_path / "x.flac", tone(seconds=0.1))) is None
+    # A streaming writer that could not know the length puts 0xFFFFFFFF in the header: no claim, no error.
+    data = bytearray(whole.read_bytes())
+    at = data.index(b"data") + 4
+    data[at:at + 4] = (0xFFFFFFFF).to_bytes(4, "little")
+    streamed = tmp_path / "streamed.wav"
+    streamed.write_bytes(bytes(data))
+    assert declared_wav_frames(streamed) is None and load_audio(streamed).shape == (2, 4410)
 
 
 def test_missing_file_is_both_audio_error_and_file_not_found(tmp_path):

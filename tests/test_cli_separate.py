@@ -6,6 +6,9 @@ which uses the shipped model.
 """
 
 import shutil
+import subprocess
+import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -111,17 +114,73 @@ def bad_files(tmp_path):
     text.write_text("not audio")
     silent = save_audio(tmp_path / "silent.wav", np.zeros((2, 4410)))
     sf.write(tmp_path / "surround.wav", np.full((4410, 6), 0.1, dtype=np.float32), SAMPLE_RATE)
-    return {"missing": tmp_path / "nope.wav", "text": text, "silent": silent, "surround": tmp_path / "surround.wav"}
+    sf.write(tmp_path / "five.wav", np.full((4410, 5), 0.1, dtype=np.float32), SAMPLE_RATE)
+    nan = np.full((4410, 2), 0.1, dtype=np.float32)
+    nan[100, 1] = np.nan
+    sf.write(tmp_path / "nan.wav", nan, SAMPLE_RATE, subtype="FLOAT")
+    sf.write(tmp_path / "one.wav", np.array([[0.1, 0.2]], dtype=np.float32), SAMPLE_RATE)
+    whole = save_audio(tmp_path / "cut.wav", np.full((2, 4410), 0.1)).read_bytes()
+    (tmp_path / "cut.wav").write_bytes(whole[:whole.index(b"data") + 8 + 4 * 64])     # header says 4410 frames
+    (tmp_path / "corrupt.flac").write_bytes(b"fLaC" + np.random.default_rng(0).bytes(3000))
+    return {"missing": tmp_path / "nope.wav", "text": text, "silent": silent, "surround": tmp_path / "surround.wav",
+            "five": tmp_path / "five.wav", "nan": tmp_path / "nan.wav", "one": tmp_path / "one.wav",
+            "cut": tmp_path / "cut.wav", "corrupt": tmp_path / "corrupt.flac"}
 
 
 @pytest.mark.parametrize("which, words", [
     ("missing", "No such audio file"), ("text", "Cannot decode"), ("silent", "silent"), ("surround", "6 channels"),
+    ("five", "5 channels"), ("nan", "NaN"), ("one", "1 sample long"), ("corrupt", "Cannot decode"),
+    ("cut", "cut.wav is cut short: its header declares 4410 frames (0.100 s) but the file holds 64 (0.001 s)"),
 ])
 def test_bad_songs_are_a_message_and_exit_code_2(capsys, tmp_path, checkpoint, bad_files, which, words):
-    code, out, err = run(capsys, bad_files[which], "-o", tmp_path / "out", "--checkpoint", checkpoint)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # a one-sample file once leaked torch's std() warning
+        code, out, err = run(capsys, bad_files[which], "-o", tmp_path / "out", "--checkpoint", checkpoint)
     assert code == 2
     assert words in err and "Traceback" not in err and err.startswith("demucs-course separate: error:")
+    assert err.count("\n") == 1, err                 # one line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_song_whose_channels_cancel_separates_into_stems_that_add_up_to_it(capsys, tmp_path, song):
+    """R = -L in a 16-bit file (the mono mix's std about 1e-7): once, the input was scaled ~10^6 times into garbage."""
+    left = load_audio(song)[0].numpy()
+    path = tmp_path / "opposite.wav"
+    sf.write(path, np.stack([left, -left], axis=1) * 0.7, SAMPLE_RATE, subtype="PCM_16")
+    mixture = load_audio(path).numpy()
+    assert 0 < mixture.mean(0).std() < 1e-5
+    code, out, err = run(capsys, path, "-o", tmp_path / "out")              # the shipped model
+    assert code == 0, err
+    total = sum(read_stems(tmp_path / "out" / "opposite").values())
+    assert np.isfinite(total).all()
+    error = np.linalg.norm(total - mixture) / np.linalg.norm(mixture)
+    assert error < 0.5, f"the stems add up to the song only within {error:.0%}"
+
+
+def test_an_unexpected_error_keeps_its_traceback_and_exit_code_1(tmp_path, song, checkpoint):
+    """Only bad input is one line and exit 2; torch failing inside (here CUDA out of memory) is not bad input."""
+    script = (
+        "import sys, torch, demucs_course.separate as s\n"
+        "def out_of_memory(*args, **kwargs):\n"
+        "    raise torch.cuda.OutOfMemoryError('CUDA out of memory. Tried to allocate 2.00 GiB')\n"
+        "s.separate_track = out_of_memory\n"
+        "from demucs_course.cli import main\n"
+        f"sys.exit(main(['separate', {str(song)!r}, '-o', {str(tmp_path)!r}, '--checkpoint', {str(checkpoint)!r}]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert "Traceback (most recent call last)" in done.stderr and "OutOfMemoryError: CUDA out of memory" in done.stderr
+
+
+def test_a_runtime_error_inside_the_course_is_not_swallowed(monkeypatch, tmp_path, song, checkpoint):
+    import demucs_course.separate
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("Given groups=1, weight of size [8, 2, 8], expected input[1, 3, 100] to have 2 channels")
+
+    monkeypatch.setattr(demucs_course.separate, "separate_track", broken)
+    with pytest.raises(RuntimeError, match="Given groups=1"):
+        main(["separate", str(song), "-o", str(tmp_path), "--checkpoint", str(checkpoint)])
 
 
 def test_bad_options_are_a_message_and_exit_code_2(capsys, tmp_path, checkpoint, song):

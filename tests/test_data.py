@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import warnings
 
 import numpy as np
 import pytest
@@ -9,9 +10,10 @@ import soundfile as sf
 import torch
 
 from demucs_course import SAMPLE_RATE, SOURCES
+from demucs_course.audio import AudioError
 from demucs_course.data import (
-    DatasetError, ExtractDataset, cache_track, denormalize, get_musdb_tracks, load_tracks, mono_stats, normalize,
-    read_split_list, read_track,
+    MONO_STD_FLOOR, DatasetError, ExtractDataset, cache_track, denormalize, get_musdb_tracks, load_tracks, mono_stats,
+    normalize, read_split_list, read_track, track_files,
 )
 
 
@@ -98,6 +100,25 @@ def test_mono_stats_rejects_silence_and_nan():
         mono_stats(np.zeros(100))
 
 
+def test_mono_stats_of_one_sample_is_a_clear_error_without_a_torch_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(AudioError, match="1 sample long"):
+            mono_stats(np.array([[0.1], [0.2]]))
+
+
+def test_mono_stats_floors_the_std_of_channels_that_cancel():
+    """R = -L: the mono mix is rounding noise; its std must not scale the input 10^6 times."""
+    rng = np.random.default_rng(0)
+    left = rng.normal(0, 0.2, 44100)
+    opposite = np.stack([left, -left + rng.normal(0, 3e-7, left.size)])
+    stats = mono_stats(opposite)
+    assert stats.std == pytest.approx(MONO_STD_FLOOR * opposite.std(ddof=1), rel=1e-6)
+    assert float(normalize(torch.from_numpy(opposite), stats).abs().max()) < 50      # not ~10^6
+    music = np.stack([left, 0.8 * left + rng.normal(0, 0.05, left.size)])            # channels that agree
+    assert mono_stats(music).std == pytest.approx(music.mean(0).std(ddof=1))         # the floor changes nothing
+
+
 def test_cache_is_lossless_and_read_once(toy_root, tmp_path):
     track = get_musdb_tracks(toy_root, "test")[0]
     first = cache_track(track, tmp_path)
@@ -110,15 +131,21 @@ def test_cache_is_lossless_and_read_once(toy_root, tmp_path):
     assert again.path == first.path and os.stat(again.path).st_mtime_ns == mtime
 
 
-def test_a_changed_file_is_read_again(toy_root, tmp_path):
+def halve_and_cache_again(toy_root, tmp_path, filename):
+    """Cache a test track of a copy of ``toy_root``, halve its file ``filename``, cache it again: both, and the
+    halved samples (int16, (time, channels))."""
     root = tmp_path / "root"
     shutil.copytree(toy_root, root)
     track = get_musdb_tracks(root, "test")[0]
     first = cache_track(track, tmp_path / "cache")
-    path = root / "test" / track.name / "mixture.wav"
+    path = root / "test" / track.name / filename
     audio, rate = sf.read(path, dtype="int16")
     sf.write(path, audio // 2, rate, subtype="PCM_16")
-    second = cache_track(get_musdb_tracks(root, "test")[0], tmp_path / "cache")
+    return first, cache_track(get_musdb_tracks(root, "test")[0], tmp_path / "cache"), audio // 2
+
+
+def test_a_changed_file_is_read_again(toy_root, tmp_path):
+    first, second, _ = halve_and_cache_again(toy_root, tmp_path, "mixture.wav")
     assert second.path != first.path
     assert second.stats.std == pytest.approx(first.stats.std / 2, rel=1e-3)
 
@@ -180,3 +207,26 @@ def test_dataloader_with_workers(cached):
     batches = list(loader)
     assert len(batches) == len(dataset) // 4
     assert batches[0].shape == (4, 4, 2, SAMPLE_RATE)
+
+
+def test_an_edited_stem_is_read_again(toy_root, tmp_path):
+    """The cache key covers every file of the track, not only mixture.wav (MUSDB18-HQ layout)."""
+    track = get_musdb_tracks(toy_root, "test")[0]
+    assert {p.name for p in track_files(track)} == {"mixture.wav", *(f"{name}.wav" for name in SOURCES)}
+    first, second, halved = halve_and_cache_again(toy_root, tmp_path, "vocals.wav")
+    assert second.path != first.path
+    vocals = SOURCES.index("vocals")
+    assert torch.equal(second.sources()[vocals], torch.from_numpy(halved.T.astype(np.float32) / 32768))
+    assert torch.equal(second.sources()[:vocals], first.sources()[:vocals])
+
+
+def test_a_stem_cut_short_is_a_dataset_error(toy_root, tmp_path):
+    """musdb would read it and the track would silently shrink to the shortest stream."""
+    root = tmp_path / "root"
+    shutil.copytree(toy_root, root)
+    name = get_musdb_tracks(root, "test")[0].name
+    path = root / "test" / name / "bass.wav"
+    data = path.read_bytes()
+    path.write_bytes(data[:data.index(b"data") + 8 + 4 * 100])      # the header, and 100 stereo 16-bit frames
+    with pytest.raises(DatasetError, match=r"bass\.wav is cut short: its header declares \d+ frames but the file holds 100"):
+        read_track(get_musdb_tracks(root, "test")[0])

@@ -2,6 +2,7 @@
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -19,11 +20,13 @@ from demucs_course.evaluate import (
     evaluate,
     format_table,
     load_scores,
+    median_sdr,
     model_estimator,
     read_estimates,
     score_track,
     write_estimates,
 )
+from demucs_course.metrics import median_over_tracks, sdr_v4
 from demucs_course.model import Demucs
 from demucs_course.oracles import best_scaled_mixture
 from demucs_course.separate import separate_track
@@ -225,3 +228,52 @@ def test_command_line(toy_root, tmp_path, capsys):
     assert "No folder of estimates" in capsys.readouterr().err
     assert main(["evaluate", "IBM", "--shifts", "2", "--data", str(toy_root)]) == 2
     assert "WHAT=model" in capsys.readouterr().err
+
+
+class _Track:
+    """A track as median_sdr reads it: ``sources()`` gives the true sources (4, 2, T)."""
+
+    def __init__(self, sources):
+        self._sources = sources
+
+    def sources(self):
+        return torch.from_numpy(self._sources)
+
+
+def test_median_sdr_and_aggregate_are_one_aggregation_even_for_a_track_nan_everywhere():
+    """A silent estimate makes every window of its track NaN (museval's rule). That track has no score: both
+    functions leave it out, as museval's EvalStore does (once, median_sdr returned NaN and aggregate did not)."""
+    rng = np.random.default_rng(0)
+    tracks, estimates, framewise = [], {}, {}
+    for i in range(3):
+        references = (0.1 * rng.normal(size=(4, 2, 3 * 44100 + 1000))).astype(np.float32)  # 3 windows, and a rest
+        estimate = references + (0.05 * (i + 1) * rng.normal(size=references.shape)).astype(np.float32)
+        if i == 1:
+            estimate[2, :, :3 * 44100] = 0         # silent in every window (not in the dropped rest): all NaN
+        track = _Track(references)
+        tracks.append(track)
+        estimates[id(track)] = estimate
+        sdr = sdr_v4(references.transpose(0, 2, 1), estimate.astype(np.float64).transpose(0, 2, 1))
+        framewise[f"track {i}"] = {source: {metric: sdr[j] for metric in METRICS} for j, source in enumerate(SOURCES)}
+    assert np.isnan(framewise["track 1"]["drums"]["SDR"]).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                        # no "All-NaN slice" warning either
+        scores = median_sdr(tracks, lambda track: estimates[id(track)])
+        table = aggregate(framewise)
+    for source in SOURCES:
+        expected = np.median([np.nanmedian(framewise[f"track {i}"][source]["SDR"]) for i in (0, 2)])
+        assert scores[source] == pytest.approx(expected) and table["SDR"][source] == pytest.approx(expected)
+    assert scores["mean"] == pytest.approx(table["SDR"]["All"])
+
+
+def test_median_over_tracks_is_nanmedian_then_median_without_empty_tracks():
+    nan = math.nan
+    per_track = [np.array([[1.0, 2.0, nan], [nan, nan, nan]]),
+                 np.array([[3.0, nan], [5.0, 7.0]]),
+                 np.array([[10.0, 20.0, 30.0, 40.0], [nan, 1.0, 2.0, 3.0]])]
+    got = median_over_tracks(per_track)
+    assert got[0] == pytest.approx(np.median([1.5, 3.0, 25.0]))
+    assert got[1] == pytest.approx(np.median([6.0, 2.0]))       # the first track has no score for source 1
+    assert np.isnan(median_over_tracks([np.full((1, 3), nan)])).all()
+    with pytest.raises(ValueError, match="no tracks"):
+        median_over_tracks([])

@@ -5,8 +5,11 @@ must give the input back through any combination of shifts and segments. A tiny 
 only a real model shows.
 """
 
+import warnings
+
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -15,7 +18,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 from demucs_course import SAMPLE_RATE
 from demucs_course.audio import AudioError
 from demucs_course.model import tiny_demucs
-from demucs_course.separate import MAX_SHIFT, SEGMENT, apply_model, separate_track
+from demucs_course.separate import MAX_SHIFT, SEGMENT, apply_model, channels_cancel, separate_track
 
 
 class Identity(nn.Module):
@@ -325,3 +328,43 @@ def test_apply_model_rejects_bad_inputs_and_models():
     with pytest.raises(ValueError, match="valid_length"):
         apply_model(nn.Identity(), stereo(100))
     assert SEGMENT == 10 * SAMPLE_RATE and MAX_SHIFT == SAMPLE_RATE // 2
+
+
+def test_separate_track_rejects_one_sample_clearly_without_a_torch_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # before: torch's "degrees of freedom is <= 0" warning leaked
+        with pytest.raises(AudioError, match="1 sample long"):
+            separate_track(Identity(), torch.tensor([[0.1], [0.2]]))
+
+
+@pytest.fixture(scope="module")
+def left_channel(toy_root):
+    """2 s of the left channel of a toy test mixture, and the shipped model."""
+    from demucs_course.loading import load_pretrained
+
+    path = sorted((toy_root / "test").glob("*/mixture.wav"))[0]
+    left = torch.from_numpy(sf.read(path, dtype="float32", frames=2 * SAMPLE_RATE)[0][:, 0].copy())
+    return left, load_pretrained()
+
+
+def test_channels_that_cancel_are_separated_with_the_right_channel_inverted(left_channel, tmp_path):
+    """R = -L: the mono mix is silent but for rounding. Before, it was 'silent' (exact) or scaled ~10^6 times
+    (16-bit, std 3e-7) into garbage stems. Now the right channel is inverted, separated, and inverted back."""
+    left, model = left_channel
+    same = torch.stack([left, left])
+    opposite = torch.stack([left, -left])
+    assert channels_cancel(opposite) and not channels_cancel(same)
+    expected = separate_track(model, same)
+    expected[:, 1].neg_()
+    got = separate_track(model, opposite)
+    assert torch.equal(got, expected)
+    assert torch.isfinite(got).all() and got.abs().max() < 2 * opposite.abs().max()
+    error = float((got.sum(0) - opposite).norm() / opposite.norm())
+    assert error < 0.5, f"the stems add up to the input only within {error:.0%}"
+    # As a 16-bit WAV holds it: the mono mix is rounding noise (std ~4e-7), not exactly 0.
+    sf.write(tmp_path / "opposite.wav", 0.7 * opposite.T.numpy(), SAMPLE_RATE, subtype="PCM_16")
+    quantised = torch.from_numpy(sf.read(tmp_path / "opposite.wav", dtype="float32")[0].T.copy())
+    assert 0 < float(quantised.double().mean(0).std()) < 1e-5
+    stems = separate_track(model, quantised)
+    assert torch.isfinite(stems).all() and stems.abs().max() < 2 * quantised.abs().max()
+    assert float((stems.sum(0) - quantised).norm() / quantised.norm()) < 0.5

@@ -1,0 +1,85 @@
+"""Loading a model and picking a device (Chapters 7-9): below inference, evaluation and training alike."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from demucs_course import InputError
+from demucs_course.checkpoints import save_atomic
+from demucs_course.loading import (CHECKPOINT_FORMAT, PRETRAINED_DIR, PRETRAINED_NAME, CheckpointError,
+                                   CheckpointNotFoundError, load_checkpoint, load_pretrained, pick_device,
+                                   pretrained_info)
+from demucs_course.model import Demucs
+
+#: The modules that exist for training: inference and evaluation must run without importing any of them.
+TRAINING_MODULES = ("demucs_course.train", "demucs_course.presets", "demucs_course.checkpoints",
+                    "demucs_course.augment")
+
+
+@pytest.mark.parametrize("module", ["demucs_course.separate", "demucs_course.evaluate", "demucs_course.loading"])
+def test_inference_imports_no_training_module(module):
+    """In a fresh interpreter (this one has imported everything already)."""
+    code = (f"import sys, {module}\n"
+            f"print(sorted(m for m in sys.modules if m in {TRAINING_MODULES!r}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"{module} imported training modules: {done.stdout.strip()}"
+
+
+def test_the_old_names_in_train_are_the_new_objects():
+    """Older code imports these from demucs_course.train: the same objects, not copies."""
+    import demucs_course.checkpoints
+    import demucs_course.evaluate
+    import demucs_course.loading
+    import demucs_course.presets
+    import demucs_course.train as train
+
+    homes = {demucs_course.loading: ["pick_device", "load_pretrained", "load_checkpoint", "read_checkpoint",
+                                     "pretrained_info", "PRETRAINED_DIR", "PRETRAINED_NAME", "CHECKPOINT_FORMAT"],
+             demucs_course.presets: ["TrainConfig", "PRESETS", "preset", "LOSSES", "flops_per_example",
+                                     "memory_estimate", "activation_bytes", "seconds_to_samples"],
+             demucs_course.checkpoints: ["save_atomic", "export_model", "seed_everything", "rng_states",
+                                         "set_rng_states"],
+             demucs_course.evaluate: ["median_sdr"]}
+    for home, names in homes.items():
+        for name in names:
+            assert getattr(train, name) is getattr(home, name), name
+
+
+def test_pick_device_errors_are_input_errors():
+    assert pick_device("cpu") == torch.device("cpu")
+    with pytest.raises(InputError, match="unknown device 'gpu'"):
+        pick_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA GPU"):
+            pick_device("cuda")
+
+
+def test_load_checkpoint_round_trip_and_errors(tmp_path):
+    torch.manual_seed(0)
+    model = Demucs(channels=4, depth=2, lstm_layers=1)
+    state = {"format": CHECKPOINT_FORMAT, "kind": "model", "model": model.state_dict(),
+             "config": {"model": dict(channels=4, depth=2, lstm_layers=1)}, "history": {}}
+    path = save_atomic(state, tmp_path / "run" / "best.pt")
+    loaded = load_checkpoint(tmp_path / "run")               # a folder: its best.pt
+    assert not loaded.training
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    with pytest.raises(CheckpointNotFoundError, match="does not exist") as missing:
+        load_checkpoint(tmp_path / "none.pt")
+    assert isinstance(missing.value, FileNotFoundError) and isinstance(missing.value, InputError)
+    (tmp_path / "broken.pt").write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(tmp_path / "broken.pt")
+    torch.save({"weights": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a demucs_course checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+
+
+def test_the_shipped_model_and_its_record():
+    assert (PRETRAINED_DIR / PRETRAINED_NAME).is_file()
+    model = load_pretrained()
+    assert isinstance(model, Demucs) and not model.training
+    assert next(model.parameters()).dtype == torch.float32
+    assert isinstance(pretrained_info(), dict)
