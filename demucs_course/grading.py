@@ -12,6 +12,11 @@ questions, the solutions between ``# BEGIN SOLUTION`` / ``# END SOLUTION``, and 
 ``demucs-course grade SUBMISSIONS -o gradebook.csv`` (:func:`grade_submissions`, :func:`write_gradebook`) grades a
 folder of submitted notebooks with those autograders, each in its own scratch folder, with a time limit and a guard
 against writing outside it (:mod:`demucs_course.grading_guard`), into one CSV gradebook.
+
+Each exercise also ends with an open question (``manual: true`` in its master), which otter does not grade: otter
+leaves it out of its results altogether. The gradebook marks it "by hand" for every graded submission, and
+:func:`write_manual_sheet` collects, beside the gradebook, each such question's rubric (the master's solution cell)
+and every submission's answer, with the figures its experiment printed.
 """
 
 from __future__ import annotations
@@ -98,6 +103,13 @@ def run_autograder(autograder: Path, notebook: Path, *, timeout: float = 600) ->
 
     Raises :class:`GradingError` if otter fails or the run takes longer than ``timeout`` seconds.
     """
+    tests = autograder_results(autograder, notebook, timeout=timeout)
+    return {t["name"]: (float(t["score"]), float(t["max_score"])) for t in tests if t.get("max_score") is not None}
+
+
+def autograder_results(autograder: Path, notebook: Path, *, timeout: float = 600) -> list[dict]:
+    """otter's own results for one notebook: the ``tests`` of its ``results.json``, one dict per question (name,
+    score, max_score, and the output of every test case, hidden ones included)."""
     with tempfile.TemporaryDirectory() as tmp:
         submission = Path(tmp) / Path(notebook).name
         shutil.copy(notebook, submission)
@@ -110,8 +122,7 @@ def run_autograder(autograder: Path, notebook: Path, *, timeout: float = 600) ->
         results = Path(tmp) / "results.json"
         if run.returncode != 0 or not results.is_file():
             raise GradingError(f"otter run failed on {notebook}:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
-        tests = json.loads(results.read_text())["tests"]
-    return {t["name"]: (float(t["score"]), float(t["max_score"])) for t in tests if t.get("max_score") is not None}
+        return json.loads(results.read_text())["tests"]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -128,6 +139,9 @@ class GradedSubmission:
     scores: dict[str, tuple[float, float]]
     seconds: float
     reason: str = ""
+    manual: dict[str, float] = dataclasses.field(default_factory=dict)   # open questions: points, graded by hand
+    answers: dict[str, str] = dataclasses.field(default_factory=dict)    # the submission's answer to each
+    rubrics: dict[str, str] = dataclasses.field(default_factory=dict)    # and the rubric it is graded with
 
     @property
     def total(self) -> float:
@@ -227,7 +241,8 @@ def grade_submissions(submissions: Path, *, timeout: float = 600, jobs: int = 1,
             name = exercise_of(notebook, list(by_name))
             if name is not None and name not in graders:
                 dist = assign(by_name[name], tmp / "assign" / name)
-                graders[name] = (autograder_zip(dist), _max_scores(dist, by_name[name].name))
+                graders[name] = (autograder_zip(dist), _max_scores(dist, by_name[name].name),
+                                 manual_questions(by_name[name]))
 
         def one(index_notebook):
             index, notebook = index_notebook
@@ -236,10 +251,13 @@ def grade_submissions(submissions: Path, *, timeout: float = 600, jobs: int = 1,
             if name is None:
                 return GradedSubmission(relative, "", "unknown exercise", {}, 0.0,
                                         f"not one of the exercises: {', '.join(by_name)}")
-            autograder, max_scores = graders[name]
+            autograder, max_scores, manual = graders[name]
             start = time.perf_counter()
             status, scores, reason = _grade_one(notebook, autograder, tmp / "runs" / str(index), timeout, max_scores)
-            return GradedSubmission(relative, name, status, scores, time.perf_counter() - start, reason)
+            return GradedSubmission(relative, name, status, scores, time.perf_counter() - start, reason,
+                                    manual={q: points for q, (points, _) in manual.items()},
+                                    answers=manual_answers(notebook, list(manual)),
+                                    rubrics={q: rubric for q, (_, rubric) in manual.items()})
 
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             results = list(tqdm(pool.map(one, enumerate(notebooks)), total=len(notebooks), desc="grading",
@@ -259,27 +277,134 @@ def _max_scores(dist: Path, notebook_name: str) -> dict[str, float]:
     return scores
 
 
+def _question_configs(master: Path) -> list[dict]:
+    """The configuration of every question of a master (its ``# BEGIN QUESTION`` cells), in order."""
+    import yaml
+
+    configs = []
+    for cell in json.loads(Path(master).read_text())["cells"]:
+        text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        if cell["cell_type"] == "raw" and text.strip().startswith("# BEGIN QUESTION"):
+            configs.append(yaml.safe_load(text.split("\n", 1)[1]) or {})
+    return configs
+
+
+def manual_questions(master: Path) -> dict[str, tuple[float, str]]:
+    """The open questions of a master, graded by hand: ``{name: (points, rubric)}``, the rubric being the Markdown
+    of the question's solution (which ``otter assign`` keeps out of the student's notebook)."""
+    nb = json.loads(Path(master).read_text())
+    configs = iter(_question_configs(master))
+    found, current, in_solution = {}, None, False
+    for cell in nb["cells"]:
+        text = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        marker = text.strip() if cell["cell_type"] == "raw" else ""
+        if marker.startswith("# BEGIN QUESTION"):
+            config = next(configs)
+            current = config["name"] if config.get("manual") else None
+            if current:
+                found[current] = (float(config.get("points", 0)), "")
+        elif marker == "# END QUESTION":
+            current = None
+        elif marker == "# BEGIN SOLUTION":
+            in_solution = True
+        elif marker == "# END SOLUTION":
+            in_solution = False
+        elif current and in_solution and cell["cell_type"] == "markdown":
+            points, rubric = found[current]
+            found[current] = (points, (rubric + "\n\n" + text).strip())
+    return found
+
+
+def manual_answers(notebook: Path, questions: list[str]) -> dict[str, str]:
+    """A submission's answers to the open questions ``questions`` (in the order of the exercise): for each, the
+    figures its experiment cell printed (if the notebook was saved with its outputs) and the Markdown the student
+    wrote. otter marks each open question with ``<!-- BEGIN QUESTION -->`` / ``<!-- END QUESTION -->`` cells."""
+    try:
+        cells = json.loads(Path(notebook).read_text()).get("cells", [])
+    except (OSError, ValueError):
+        return {}
+    blocks, block = [], None
+    for cell in cells:
+        text = "".join(cell.get("source", "")) if isinstance(cell.get("source"), list) else cell.get("source", "")
+        if cell.get("cell_type") == "markdown" and "<!-- BEGIN QUESTION -->" in text:
+            block = []
+        elif cell.get("cell_type") == "markdown" and "<!-- END QUESTION -->" in text and block is not None:
+            blocks.append(block)
+            block = None
+        elif block is not None:
+            block.append((cell.get("cell_type"), text, cell.get("outputs", [])))
+    answers = {}
+    for question, cells_of_question in zip(questions, blocks):
+        printed = "".join("".join(o.get("text", "")) for kind, _, outputs in cells_of_question if kind == "code"
+                          for o in outputs if o.get("output_type") == "stream")
+        written = [text for kind, text, _ in cells_of_question[1:] if kind == "markdown"]  # [0] is the prompt
+        answer = "\n\n".join(written).strip()
+        if not answer or answer == "_Type your answer here, replacing this text._":
+            answer = "(no answer)"
+        answers[question] = (f"```text\n{printed.rstrip()}\n```\n\n" if printed.strip() else "") + answer
+    return answers
+
+
 def write_gradebook(rows: list[GradedSubmission], path: Path) -> Path:
     """A CSV with one row per submission: exercise, status, each question's points, total, seconds and reason.
 
-    Question columns are named ``q1``, ``q2``... when one exercise was graded, ``<exercise>:q1`` otherwise.
+    Question columns are named ``q1``, ``q2``... when one exercise was graded, ``<exercise>:q1`` otherwise. An open
+    question, graded by hand, reads ``by hand`` in a graded row; ``total`` and ``max_total`` count the autograded
+    points, and ``by_hand`` says how many points are still to be given by hand. The sheet for that,
+    :func:`write_manual_sheet`, is written beside the CSV (``gradebook.manual.md`` for ``gradebook.csv``).
     """
     import csv
 
     exercises = sorted({r.exercise for r in rows if r.exercise})
+
+    def column(row, question):
+        return question if len(exercises) <= 1 else f"{row.exercise}:{question}"
+
     columns = []
     for row in rows:
-        for question in row.scores:
-            column = question if len(exercises) <= 1 else f"{row.exercise}:{question}"
-            if column not in columns:
-                columns.append(column)
+        for question in [*row.scores, *row.manual]:
+            if column(row, question) not in columns:
+                columns.append(column(row, question))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["submission", "exercise", "status", *columns, "total", "max_total", "seconds", "reason"])
+        writer.writerow(["submission", "exercise", "status", *columns, "total", "max_total", "by_hand", "seconds",
+                         "reason"])
         for row in rows:
-            cells = {(q if len(exercises) <= 1 else f"{row.exercise}:{q}"): f"{s:g}" for q, (s, _) in row.scores.items()}
+            cells = {column(row, q): f"{s:g}" for q, (s, _) in row.scores.items()}
+            graded = row.status == "graded"
+            cells.update({column(row, q): "by hand" if graded else "0" for q in row.manual})
+            by_hand = "; ".join(f"{q}: {points:g} points" for q, points in row.manual.items()) if graded else ""
             writer.writerow([row.submission, row.exercise, row.status, *[cells.get(c, "") for c in columns],
-                             f"{row.total:g}", f"{row.max_total:g}", f"{row.seconds:.1f}", row.reason])
+                             f"{row.total:g}", f"{row.max_total:g}", by_hand, f"{row.seconds:.1f}", row.reason])
+    write_manual_sheet(rows, manual_sheet_path(path))
+    return path
+
+
+def manual_sheet_path(gradebook: Path) -> Path:
+    """Where :func:`write_gradebook` puts the sheet of open questions: ``gradebook.manual.md`` beside ``gradebook.csv``."""
+    return Path(gradebook).with_suffix(".manual.md")
+
+
+def write_manual_sheet(rows: list[GradedSubmission], path: Path) -> Path | None:
+    """A Markdown sheet for grading the open questions by hand: for each exercise and open question, its rubric and
+    model answer, then every graded submission's answer (with the figures its run printed). None when no graded
+    submission has an open question."""
+    graded = [r for r in rows if r.status == "graded" and r.manual]
+    if not graded:
+        return None
+    lines = ["# Open questions to grade by hand", "",
+             "Give each answer its points with the rubric, then write them in the gradebook's column for the "
+             "question (it reads `by hand`) and add them to `total`.", ""]
+    for exercise in sorted({r.exercise for r in graded}):
+        first = next(r for r in graded if r.exercise == exercise)
+        for question, points in first.manual.items():
+            lines += [f"## {exercise}, {question} ({points:g} points)", "", first.rubrics.get(question, ""), ""]
+            for row in (r for r in graded if r.exercise == exercise):
+                lines += [f"### {row.submission}: {question}", "", row.answers.get(question, "(no answer)"), "",
+                          f"**Points:** ___ / {points:g}", ""]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
     return path

@@ -104,8 +104,19 @@ if __name__ == "sitecustomize":  # a grading run; imported as demucs_course.grad
 
 PACKAGE = "demucs_course"
 _GUARD_MODULES = (f"{PACKAGE}.grading", f"{PACKAGE}.grading_guard")  # never guarded: they run the guard
-_LIBRARY_ROOTS = tuple(sorted({os.path.realpath(p) + os.sep for key, p in sysconfig.get_paths().items()
-                               if key in ("stdlib", "platstdlib", "purelib", "platlib")}))
+
+
+def _library_roots() -> tuple:
+    """Where installed code lives: the standard library and every site-packages or dist-packages folder."""
+    import site
+
+    roots = [p for key, p in sysconfig.get_paths().items() if key in ("stdlib", "platstdlib", "purelib", "platlib")]
+    roots += site.getsitepackages() if hasattr(site, "getsitepackages") else []
+    roots += [p for p in sys.path if p.rstrip(os.sep).endswith(("site-packages", "dist-packages"))]
+    return tuple(sorted({os.path.realpath(p).rstrip(os.sep) + os.sep for p in roots if p}))
+
+
+_LIBRARY_ROOTS = _library_roots()
 
 
 class OwnWorkError(AssertionError):
