@@ -38,8 +38,8 @@ the BLAS library: nothing in the generator uses threads or a BLAS product, and e
 set; the manifest records it (``"content_sha256"``), and :data:`TOY_HASHES` pins the hash of the default set of each
 generator version, which :func:`make_toy_musdb` checks whenever it writes or first reuses a set.
 
-Generating the default set (16 train tracks of 20 s, 4 test tracks of 8 s, about 300 MB) takes about 6 s of one CPU
-core (measured: 5.9-6.4 s of CPU time, hashing included). The first :func:`ensure_toy_musdb` does it once; later
+Generating the default set (16 train tracks of 20 s, 4 test tracks of 8 s, about 300 MB) takes 6-7 s of one CPU
+core (measured: 5.9-6.7 s of CPU time, hashing included; hashing alone 0.3 s). The first :func:`ensure_toy_musdb` does it once; later
 calls find the folder and return at once::
 
     >>> root = ensure_toy_musdb()                                   # doctest: +SKIP
