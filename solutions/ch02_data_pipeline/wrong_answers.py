@@ -33,3 +33,14 @@ WRONG_ANSWERS = [
     return out''',
     },
 ]
+
+# Answers that only call the course's own augmentations: the tests run the student's code inside
+# demucs_course.grading_guard.own_work, so these fail (tests/test_exercises.py).
+CALL_THROUGH = {
+    "q1": '''from demucs_course.augment import FlipChannels
+def flip_channels(wav):
+    return FlipChannels()(wav)''',
+    "q2": '''from demucs_course import augment
+def remix(wav, group_size=4):
+    return augment.Remix(group_size)(wav)''',
+}

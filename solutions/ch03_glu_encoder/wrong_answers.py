@@ -67,3 +67,30 @@ def encoder_output_length(length, kernel_size=8, stride=4):
     return (length - kernel_size) // stride''',
     },
 ]
+
+# Answers that only call the course's (or torch's) own code: the tests run the student's code inside
+# demucs_course.grading_guard.own_work, so these fail (tests/test_exercises.py).
+CALL_THROUGH = {
+    # torch's GLU, which the exercise rules out, with the ValueError the tests ask for
+    "q1": '''def glu(x):
+    if x.size(1) % 2:
+        raise ValueError("odd number of channels")
+    return nn.functional.glu(x, dim=1)''',
+    # the package's layer, its convolutions exposed under the names the tests load weights into
+    "q2": '''class EncoderLayer(nn.Module):
+    def __init__(self, in_channels, channels, kernel_size=8, stride=4):
+        super().__init__()
+        self.layer = encoder_layer(in_channels, channels, kernel_size, stride)
+        self.conv, self.rewrite = self.layer[0], self.layer[2]
+
+    def forward(self, x):
+        return self.layer(x)''',
+    # Demucs.lengths of a one-layer model
+    "q3": '''from demucs_course.model import Demucs
+def encoder_output_length(length, kernel_size=8, stride=4):
+    if length < kernel_size:
+        raise ValueError("shorter than the kernel")
+    with torch.device("meta"):
+        model = Demucs(channels=1, depth=1, kernel_size=kernel_size, stride=stride, context=1, lstm_layers=0)
+    return model.lengths(length - (length - kernel_size) % stride)[0][0]''',
+}

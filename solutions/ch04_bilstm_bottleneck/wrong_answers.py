@@ -73,3 +73,24 @@ def encoder_lengths(length, depth=6, kernel_size=8, stride=4):
         return self.linear(torch.cat([y, y], dim=-1)).permute(1, 2, 0)''',
     },
 ]
+
+# Answers that only call the course's own code: the tests run the student's code inside
+# demucs_course.grading_guard.own_work, so these fail (tests/test_exercises.py). Question 2 (a one-line formula)
+# has no package function to call.
+CALL_THROUGH = {
+    # Demucs.lengths, one layer at a time (each layer's input trimmed to a length the model accepts)
+    "q1": '''from demucs_course.model import Demucs
+def encoder_lengths(length, depth=6, kernel_size=8, stride=4):
+    with torch.device("meta"):
+        layer = Demucs(channels=1, depth=1, kernel_size=kernel_size, stride=stride, context=1, lstm_layers=0)
+    lengths = []
+    for index in range(1, depth + 1):
+        if length < kernel_size:
+            raise ValueError(f"layer {index} gets {length} frames")
+        length = layer.lengths(length - (length - kernel_size) % stride)[0][0]
+        lengths.append(length)
+    return lengths''',
+    # the package's BLSTM under another name: same attributes, same state dict
+    "q3": '''class BottleneckLSTM(BLSTM):
+    pass''',
+}

@@ -71,3 +71,17 @@ WRONG_ANSWERS = [
     return tensor[..., :length]''',
     },
 ]
+
+# Answers that only call the course's own functions: the tests run the student's code inside
+# demucs_course.grading_guard.own_work, so these fail (tests/test_exercises.py).
+CALL_THROUGH = {
+    "q1": '''from demucs_course.model import Demucs
+def valid_length(length, depth=6, kernel_size=8, stride=4, context=3):
+    with torch.device("meta"):
+        model = Demucs(channels=1, depth=depth, kernel_size=kernel_size, stride=stride, context=context,
+                       lstm_layers=0)
+    return model.valid_length(length)''',
+    "q2": '''from demucs_course import model
+def center_trim(tensor, length):
+    return model.center_trim(tensor, length)''',
+}

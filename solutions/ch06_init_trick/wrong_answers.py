@@ -72,3 +72,13 @@ WRONG_ANSWERS = [
             _rescale(module, reference)''',
     },
 ]
+
+# Answers that only call the course's own rescale_module: the tests run the student's code inside
+# demucs_course.grading_guard.own_work, so these fail (tests/test_exercises.py).
+CALL_THROUGH = {
+    "q1": '''def rescale_conv(conv, reference=0.1):
+    if not reference > 0:
+        raise ValueError("reference must be positive")
+    rescale_module(conv, reference)''',
+    "q2": '''rescale_model = rescale_module''',
+}

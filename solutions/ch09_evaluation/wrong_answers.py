@@ -36,3 +36,20 @@ WRONG_ANSWERS = [
     return np.nanmedian(pooled, axis=1)''',
     },
 ]
+
+# Answers that only call the course's own metrics: the tests run the student's code inside
+# demucs_course.grading_guard.own_work, so these fail (tests/test_exercises.py).
+CALL_THROUGH = {
+    # sdr_v4 refuses a silent estimate (museval does too), so the answer handles that case itself
+    "q1": '''from demucs_course.metrics import sdr_v4
+def sdr(reference, estimate):
+    s = np.asarray(reference, dtype=np.float64)
+    s_hat = np.asarray(estimate, dtype=np.float64)
+    if not s_hat.any():
+        return 0.0
+    s, s_hat = s.reshape(-1, s.shape[-1]), s_hat.reshape(-1, s.shape[-1])
+    return float(sdr_v4(s.T[None], s_hat.T[None], win=s.shape[-1], hop=s.shape[-1])[0, 0])''',
+    "q2": '''from demucs_course import metrics
+def paper_median(scores):
+    return metrics.median_over_tracks(scores)''',
+}

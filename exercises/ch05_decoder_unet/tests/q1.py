@@ -2,7 +2,12 @@ OK_FORMAT = True
 
 test = {   'name': 'q1',
     'points': 3,
-    'suites': [   {   'cases': [{'code': ">>> assert valid_length(441000) == 451924, f'expected 451924, got {valid_length(441000)}'\n", 'hidden': False, 'locked': False}],
+    'suites': [   {   'cases': [   {   'code': '>>> from demucs_course.grading_guard import own_work\n'
+                                               '>>> with own_work():\n'
+                                               '...     mine = valid_length(441000)\n'
+                                               ">>> assert mine == 451924, f'expected 451924, got {mine}'\n",
+                                       'hidden': False,
+                                       'locked': False}],
                       'scored': True,
                       'setup': '',
                       'teardown': '',
