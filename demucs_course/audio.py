@@ -18,11 +18,14 @@ says what to do, never a traceback from deep inside a decoder.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import html
 import io
+import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -169,13 +172,41 @@ def declared_wav_frames(path) -> int | None:
                 file.seek(size + size % 2, 1)      # chunks are padded to an even size
 
 
+@contextlib.contextmanager
+def _decoder_notes():
+    """Catch what the C decoders write straight to the process's stderr while a file is read (libmpg123 prints
+    "Note: Illegal Audio-MPEG-Header ..." lines for a damaged MP3): a list that holds the text afterwards, so that a
+    bad file is one clear error, not an error under lines of decoder noise. POSIX only; elsewhere the list stays
+    empty and the notes go where they went."""
+    notes: list[str] = []
+    if os.name != "posix":
+        yield notes
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    with tempfile.TemporaryFile() as caught:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield notes
+        finally:
+            libc.fflush(None)                         # C's buffered stderr, before fd 2 is given back
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            notes.append(caught.read().decode(errors="replace"))
+
+
 def _read(path: Path) -> tuple[np.ndarray, int]:
     """Samples (time, channels) and the sample rate of any file soundfile, or failing that ffmpeg, decodes.
 
     A WAV file that holds fewer frames than its header declares is an :class:`AudioError` naming both numbers.
     """
     try:
-        data, rate = sf.read(path, dtype="float32", always_2d=True)
+        with _decoder_notes() as notes:
+            data, rate = sf.read(path, dtype="float32", always_2d=True)
         declared = declared_wav_frames(path)
         if declared is not None and data.shape[0] < declared:
             raise AudioError(f"{path} is cut short: its header declares {declared} frames "
@@ -191,8 +222,10 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
             raise AudioError(f"Cannot decode {path}: soundfile reads WAV, FLAC, OGG and MP3, not .{ending} files. "
                              "Install ffmpeg (which load_audio then uses), or convert the file: "
                              "ffmpeg -i in.m4a out.wav") from None
+        note = notes[-1].strip().splitlines()[0].removeprefix("Note: ") if notes and notes[-1].strip() else None
+        said = f"the decoder says: {note}" if note else f"soundfile: {error}"
         raise AudioError(f"Cannot decode {path}: it is not a readable .{ending} file, perhaps damaged or "
-                         f"misnamed (soundfile: {error}). Re-export or re-download it") from None
+                         f"misnamed ({said}). Re-export or re-download it") from None
 
 
 def load_audio(path, *, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:

@@ -13,7 +13,8 @@ track is read once and cached as a 16-bit array on disk (:func:`cache_track`): m
 
 Normalisation (the paper's, done outside the model in v1): every stream of a track is normalised with the mean and
 standard deviation of the whole track's *mono mixture*, ``x' = (x - mean(m)) / std(m)`` with ``m = mean over
-channels of the mixture``; a model's output is de-normalised with the same two numbers.
+channels of the mixture``; a model's output is de-normalised with the same two numbers. The std has a floor,
+a quarter of the std of the mixture's samples, for the rare file whose channels cancel (:func:`mono_stats`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 A trained Demucs separates a song of any length in these steps, all of them in this file:
 
 1. **normalise** the mixture with the mean and std of its own mono mix, as training did (Chapter 2):
-   ``x' = (x - mean(m)) / std(m)``;
+   ``x' = (x - mean(m)) / std(m)`` (a mixture whose channels cancel, R = -L, first has its right channel
+   inverted, and the sources get it back: :func:`channels_cancel`);
 2. cut a long track into **segments** (10 s, overlapping by a quarter), so that memory stays bounded: a 4-minute
    track in one pass would hold every activation of the model for 4 minutes of audio at once;
 3. **pad** each segment to ``model.valid_length`` -- with the audio around it, and zeros beyond the ends of the

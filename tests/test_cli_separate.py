@@ -191,3 +191,13 @@ def test_bad_options_are_a_message_and_exit_code_2(capsys, tmp_path, checkpoint,
     with pytest.raises(SystemExit) as exit_info:  # argparse: a number was expected
         main(["separate", str(song), "--shifts", "many"])
     assert exit_info.value.code == 2
+
+
+def test_a_damaged_mp3_is_one_line_without_the_decoders_notes(capfd, tmp_path, checkpoint):
+    """libmpg123 writes "Note: Illegal Audio-MPEG-Header ..." lines straight to the stderr file descriptor."""
+    path = tmp_path / "damaged.mp3"
+    path.write_bytes(np.random.default_rng(0).integers(0, 255, 5000, dtype=np.uint8).tobytes())
+    code = main(["separate", str(path), "-o", str(tmp_path / "out"), "--checkpoint", str(checkpoint)])
+    err = capfd.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("demucs-course separate: error: Cannot decode") and "damaged.mp3" in err

@@ -212,6 +212,12 @@ def test_clear_errors(test_tracks, tmp_path):
     sf.write(folder / "test" / track / "bass.wav", wav[:, 0], rate, subtype="FLOAT")
     with pytest.raises(EvaluationError, match="stereo"):
         evaluate(folder, test_tracks, tracks=[track], progress=False)
+    sf.write(folder / "test" / track / "bass.wav", wav, rate, subtype="FLOAT")
+    whole = (folder / "test" / track / "bass.wav").read_bytes()
+    (folder / "test" / track / "bass.wav").write_bytes(whole[:whole.index(b"data") + 8 + 8 * 64])   # 64 frames
+    with pytest.raises(EvaluationError, match=f"bass.wav is cut short: its header declares {len(wav)} frames but "
+                                              "the file holds 64"):
+        evaluate(folder, test_tracks, tracks=[track], progress=False)
     with pytest.raises(FileNotFoundError, match="No score files"):
         load_scores(tmp_path / "nothing")
 
