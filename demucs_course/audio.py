@@ -199,6 +199,24 @@ def _decoder_notes():
             notes.append(caught.read().decode(errors="replace"))
 
 
+def check_stereo_wav(path):
+    """The ``soundfile.info`` of a file that must be a whole 44.1 kHz stereo WAV (a MUSDB18-HQ stream, a folder of
+    estimates): an :class:`AudioError` naming the file if it cannot be opened, has another rate or channel count,
+    or holds fewer frames than its header declares. The message says what is wrong; the caller says what to do."""
+    try:
+        info = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise AudioError(f"{path} cannot be read as a WAV file ({error})") from None
+    if info.samplerate != SAMPLE_RATE or info.channels != 2:
+        raise AudioError(f"{path} is {info.samplerate} Hz with {info.channels} channel(s), not {SAMPLE_RATE} Hz "
+                         "stereo")
+    declared = declared_wav_frames(path)
+    if declared is not None and info.frames < declared:
+        raise AudioError(f"{path} is cut short: its header declares {declared} frames but the file holds "
+                         f"{info.frames}")
+    return info
+
+
 def _read(path: Path) -> tuple[np.ndarray, int]:
     """Samples (time, channels) and the sample rate of any file soundfile, or failing that ffmpeg, decodes.
 

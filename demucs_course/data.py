@@ -192,29 +192,51 @@ def denormalize(wav: torch.Tensor, stats: TrackStats) -> torch.Tensor:
 def read_track(track) -> tuple[np.ndarray, np.ndarray]:
     """Read a musdb track: ``(mixture, sources)`` as float32 arrays shaped (2, T) and (4, 2, T), sources in
     :data:`SOURCES` order. Tracks whose streams differ in length are cut to the shortest (MUSDB18's decoded
-    streams can differ by a few samples); a WAV file that holds fewer frames than its header declares is a
-    :class:`DatasetError`."""
-    import soundfile as sf
-
-    from .audio import declared_wav_frames
-
+    streams can differ by a few samples). A track that cannot be used is a :class:`DatasetError` naming the file:
+    a WAV file that cannot be opened, is not 44.1 kHz stereo, or holds fewer frames than its header declares (see
+    :func:`check_wav_files`), a stream that cannot be decoded, or NaN or infinite samples."""
+    check_wav_files(track)
     if track.rate != SAMPLE_RATE:
         raise DatasetError(f"Track {track.name!r} is at {track.rate} Hz; the course expects {SAMPLE_RATE} Hz")
-    for path in track_files(track):                  # a WAV cut short would silently shorten every stream
-        declared = declared_wav_frames(path) if path.suffix.lower() == ".wav" else None
-        if declared is not None:
-            held = sf.info(path).frames
-            if held < declared:
-                raise DatasetError(f"Track {track.name!r}: {path} is cut short: its header declares {declared} "
-                                   f"frames but the file holds {held}. Copy or download the track again")
-    mixture = track.audio.T
-    sources = [track.sources[name].audio.T for name in SOURCES]
+    try:
+        mixture = track.audio.T
+        sources = [track.sources[name].audio.T for name in SOURCES]
+    except Warning as error:          # stempeg (MUSDB18's .stem.mp4 files) raises its ffprobe failures as Warning
+        raise DatasetError(f"Track {track.name!r} under {Path(track.path).parent} cannot be decoded "
+                           f"({str(error).strip().splitlines()[0]}); the file is damaged: copy or download it "
+                           "again") from None
     length = min([mixture.shape[-1]] + [s.shape[-1] for s in sources])
     mixture = np.ascontiguousarray(mixture[:, :length], dtype=np.float32)
     sources = np.stack([s[:, :length] for s in sources]).astype(np.float32)
     if mixture.shape[0] != 2:
         raise DatasetError(f"Track {track.name!r} has {mixture.shape[0]} channels; MUSDB18 tracks are stereo")
+    for name, stream in (("mixture", mixture), *zip(SOURCES, sources)):
+        if not np.isfinite(stream).all():
+            raise DatasetError(f"Track {track.name!r}: its {name} holds NaN or infinite samples; the file is damaged "
+                               "or was written from a broken computation. Write or download it again")
     return mixture, sources
+
+
+def check_wav_files(track) -> None:
+    """Check the WAV files of a track (MUSDB18-HQ's five; nothing for MUSDB18's .stem.mp4) before musdb reads them:
+    each must open, be 44.1 kHz stereo, and hold the frames its header declares (a WAV cut short would otherwise
+    shorten every stream of the track, without a word), and a floating point WAV must hold no NaN or infinite
+    sample (musdb's 16-bit decoding would hide them). Raises a :class:`DatasetError` naming the file."""
+    import soundfile as sf
+
+    from .audio import AudioError, check_stereo_wav
+
+    for path in track_files(track):
+        if path.suffix.lower() != ".wav":
+            continue
+        try:
+            info = check_stereo_wav(path)
+        except AudioError as error:
+            raise DatasetError(f"Track {track.name!r}: {error}. Copy or download the track again") from None
+        if info.subtype in ("FLOAT", "DOUBLE") and not np.isfinite(sf.read(path, dtype="float32")[0]).all():
+            # musdb decodes through ffmpeg to 16-bit, which would turn NaN into a silent 0 without a word
+            raise DatasetError(f"Track {track.name!r}: {path} holds NaN or infinite samples; the file is damaged or "
+                               "was written from a broken computation. Write or download it again")
 
 
 def default_cache_dir() -> Path:

@@ -44,7 +44,7 @@ import numpy as np
 import torch
 
 from . import SAMPLE_RATE, SOURCES, InputError
-from .audio import declared_wav_frames
+from .audio import AudioError, check_stereo_wav
 from .data import cache_track, get_musdb_tracks, read_track
 from .metrics import WINDOW, bss_eval_v4, median_over_tracks, sdr_v4
 
@@ -281,14 +281,11 @@ def read_estimates(track_folder, length: int | None = None) -> np.ndarray:
                                 f"folder needs {', '.join(p.name for p in paths)}")
     out = []
     for path in paths:
-        info = sf.info(path)
-        if info.samplerate != SAMPLE_RATE or info.channels != 2:
-            raise EvaluationError(f"{path} is {info.samplerate} Hz with {info.channels} channel(s); estimates must "
-                                  f"be {SAMPLE_RATE} Hz stereo, as the MUSDB18 references are")
-        declared = declared_wav_frames(path)
-        if declared is not None and info.frames < declared:
-            raise EvaluationError(f"{path} is cut short: its header declares {declared} frames but the file holds "
-                                  f"{info.frames}. Write the estimates again")
+        try:
+            info = check_stereo_wav(path)
+        except AudioError as error:
+            raise EvaluationError(f"{error}: estimates must be whole {SAMPLE_RATE} Hz stereo WAV files, as the "
+                                  "MUSDB18 references are. Write them again") from None
         if length is not None and info.frames != length:
             raise EvaluationError(f"{path} has {info.frames} samples but the track has {length}: estimates must be "
                                   "exactly as long as the track's mixture (pad or cut them where you made them)")

@@ -72,3 +72,17 @@ def test_evaluate_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         code = main(["evaluate", *argv, "--no-progress", "-o", str(tmp_path / "out")])
         err = capsys.readouterr().err
         assert code == 2 and words in err and err.count("\n") == 1, (argv, err)
+
+
+def test_evaluate_on_a_dataset_with_a_damaged_stem_is_one_line_and_exit_2(toy_root, tmp_path, capsys):
+    """Before: a traceback through musdb and stempeg (exit 1), with ffprobe's banner."""
+    import shutil
+
+    root = tmp_path / "root"
+    shutil.copytree(toy_root, root)
+    track = sorted((root / "test").iterdir())[0]
+    (track / "vocals.wav").write_bytes(b"RIFF garbage" * 100)
+    code = main(["evaluate", "IRM2", "--data", str(root), "--no-progress", "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "vocals.wav cannot be read as a WAV file" in err

@@ -220,13 +220,29 @@ def test_an_edited_stem_is_read_again(toy_root, tmp_path):
     assert torch.equal(second.sources()[:vocals], first.sources()[:vocals])
 
 
-def test_a_stem_cut_short_is_a_dataset_error(toy_root, tmp_path):
-    """musdb would read it and the track would silently shrink to the shortest stream."""
+def cut_short(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:data.index(b"data") + 8 + 4 * 100])      # the header, and 100 stereo 16-bit frames
+
+
+def with_nan(path):
+    audio, rate = sf.read(path, dtype="float32")
+    audio[10, 0] = np.nan
+    sf.write(path, audio, rate, subtype="FLOAT")
+
+
+@pytest.mark.parametrize("damage, words", [
+    (cut_short, r"bass\.wav is cut short: its header declares \d+ frames but the file holds 100"),
+    (lambda path: path.write_bytes(b"RIFF" + bytes(400)), r"bass\.wav cannot be read as a WAV file"),
+    (lambda path: sf.write(path, np.full((1000, 5), 0.1), SAMPLE_RATE), r"bass\.wav is 44100 Hz with 5 channel"),
+    (with_nan, r"bass\.wav holds NaN"),
+], ids=["cut-short", "corrupt", "5-channels", "nan"])
+def test_a_damaged_stem_is_a_dataset_error_naming_it(toy_root, tmp_path, damage, words):
+    """Before: a stem cut short silently shortened the track, a NaN became 0 (musdb decodes to 16 bits), five
+    channels were cropped, a corrupt file was a traceback from deep inside stempeg."""
     root = tmp_path / "root"
     shutil.copytree(toy_root, root)
     name = get_musdb_tracks(root, "test")[0].name
-    path = root / "test" / name / "bass.wav"
-    data = path.read_bytes()
-    path.write_bytes(data[:data.index(b"data") + 8 + 4 * 100])      # the header, and 100 stereo 16-bit frames
-    with pytest.raises(DatasetError, match=r"bass\.wav is cut short: its header declares \d+ frames but the file holds 100"):
+    damage(root / "test" / name / "bass.wav")
+    with pytest.raises(DatasetError, match=words):
         read_track(get_musdb_tracks(root, "test")[0])
