@@ -179,7 +179,11 @@ def _decoder_notes():
     bad file is one clear error, not an error under lines of decoder noise. POSIX only; elsewhere the list stays
     empty and the notes go where they went."""
     notes: list[str] = []
-    if os.name != "posix":
+    try:
+        saved = os.dup(2) if os.name == "posix" else None
+    except OSError:                                    # no stderr at all (a daemon)
+        saved = None
+    if saved is None:
         yield notes
         return
     import ctypes
@@ -187,7 +191,6 @@ def _decoder_notes():
     libc = ctypes.CDLL(None)
     with tempfile.TemporaryFile() as caught:
         sys.stderr.flush()
-        saved = os.dup(2)
         os.dup2(caught.fileno(), 2)
         try:
             yield notes
