@@ -140,13 +140,18 @@ def _read_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
     return data, rate
 
 
+#: A WAV ``data`` chunk size at or above this is taken for a streaming writer's placeholder, not a length.
+_PLACEHOLDER_SIZE = 0x7FFFF000
+
+
 def declared_wav_frames(path) -> int | None:
     """The number of frames a RIFF WAV file's header declares (its ``data`` chunk's size over the frame size).
 
     libsndfile trusts the file over its header: a WAV cut short (a download that stopped, a copy to a full disk)
     reads "successfully" with only the frames that are there, and ``soundfile.info`` reports those. The header still
-    says how many there should be. None when ``path`` is not a RIFF WAV, or its header gives no usable size (0 or
-    0xFFFFFFFF, which programs that stream WAV write when they cannot know the length in advance).
+    says how many there should be. None when ``path`` is not a RIFF WAV, or its header gives no usable size: 0, or
+    2 GiB - 4 KiB and more (programs that stream WAV write 0, 0x7FFFF000 or 0xFFFFFFFF when they cannot know the
+    length in advance; a real data chunk that large, over 3 hours of CD audio, is not checked).
     """
     with open(path, "rb") as file:
         head = file.read(12)
@@ -165,7 +170,7 @@ def declared_wav_frames(path) -> int | None:
                 block_align = int.from_bytes(fmt[12:14], "little")
                 file.seek(size % 2, 1)
             elif kind == b"data":
-                if not block_align or size in (0, 0xFFFFFFFF):
+                if not block_align or size == 0 or size >= _PLACEHOLDER_SIZE:
                     return None
                 return size // block_align
             else:

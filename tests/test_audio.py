@@ -159,13 +159,14 @@ def test_declared_frames_of_whole_and_other_files(tmp_path):
     odd = write(tmp_path / "odd.wav", tone(seconds=0.1, channels=1), subtype="PCM_24")   # 3-byte frames: odd sizes
     assert declared_wav_frames(odd) == 4410
     assert declared_wav_frames(write(tmp_path / "x.flac", tone(seconds=0.1))) is None
-    # A streaming writer that could not know the length puts 0xFFFFFFFF in the header: no claim, no error.
-    data = bytearray(whole.read_bytes())
-    at = data.index(b"data") + 4
-    data[at:at + 4] = (0xFFFFFFFF).to_bytes(4, "little")
-    streamed = tmp_path / "streamed.wav"
-    streamed.write_bytes(bytes(data))
-    assert declared_wav_frames(streamed) is None and load_audio(streamed).shape == (2, 4410)
+    # A streaming writer that could not know the length puts a placeholder in the header: no claim, no error.
+    for placeholder in (0xFFFFFFFF, 0x7FFFF000):
+        data = bytearray(whole.read_bytes())
+        at = data.index(b"data") + 4
+        data[at:at + 4] = placeholder.to_bytes(4, "little")
+        streamed = tmp_path / "streamed.wav"
+        streamed.write_bytes(bytes(data))
+        assert declared_wav_frames(streamed) is None and load_audio(streamed).shape == (2, 4410)
 
 
 def test_missing_file_is_both_audio_error_and_file_not_found(tmp_path):
