@@ -119,7 +119,7 @@ def _convolutions(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(name, m) for name, m in model.named_modules() if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d))]
 
 
-def short_training(data: ToyExtracts, *, steps: int = 200, batch: int = 8, seconds: float = 0.5, lr: float = 3e-3,
+def short_training(data: ToyExtracts, *, steps: int = 150, batch: int = 8, seconds: float = 0.5, lr: float = 3e-3,
                    seed: int = 0, valid_every: int = 0, watch: int = 0, **settings) -> ShortRun:
     """Train ``tiny_demucs(**settings)`` for ``steps`` Adam steps on random extracts of ``data``; see :class:`ShortRun`.
 
