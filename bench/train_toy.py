@@ -45,7 +45,8 @@ def main() -> None:
 
     from demucs_course.model import count_parameters
     from demucs_course.pretrained.records import score_toy_test
-    from demucs_course.train import preset, train
+    from demucs_course.presets import preset
+    from demucs_course.train import train
 
     folder = args.checkpoint_dir or tempfile.mkdtemp(prefix="train_toy_")
     config = preset("tiny-cpu", epochs=10_000, seed=args.seed, loss=args.loss, checkpoint_dir=folder,

@@ -52,12 +52,6 @@ from .model import Demucs, center_trim
 from .presets import LOSSES, ConfigError, TrainConfig, seconds_to_samples
 from .separate import separate_track
 
-# Names that moved to their own modules and are still imported from here by older code (one object, two names).
-from .checkpoints import export_model  # noqa: E402,F401
-from .evaluate import median_sdr  # noqa: E402,F401
-from .loading import PRETRAINED_DIR, PRETRAINED_NAME, load_pretrained, pretrained_info  # noqa: E402,F401
-from .presets import PRESETS, activation_bytes, flops_per_example, memory_estimate, preset  # noqa: E402,F401
-
 # --------------------------------------------------------------------------------------------------------------
 # 1. Data: the extracts, and the batches of an epoch
 # --------------------------------------------------------------------------------------------------------------

@@ -28,24 +28,13 @@ def test_inference_imports_no_training_module(module):
     assert done.stdout.strip() == "[]", f"{module} imported training modules: {done.stdout.strip()}"
 
 
-def test_the_old_names_in_train_are_the_new_objects():
-    """Older code imports these from demucs_course.train: the same objects, not copies."""
-    import demucs_course.checkpoints
-    import demucs_course.evaluate
-    import demucs_course.loading
-    import demucs_course.presets
+def test_loading_and_presets_are_not_reached_through_train():
+    """Each name has one home: loading a model or sizing a run is not imported from the training loop."""
     import demucs_course.train as train
 
-    homes = {demucs_course.loading: ["pick_device", "load_pretrained", "load_checkpoint", "read_checkpoint",
-                                     "pretrained_info", "PRETRAINED_DIR", "PRETRAINED_NAME", "CHECKPOINT_FORMAT"],
-             demucs_course.presets: ["TrainConfig", "PRESETS", "preset", "LOSSES", "flops_per_example",
-                                     "memory_estimate", "activation_bytes", "seconds_to_samples"],
-             demucs_course.checkpoints: ["save_atomic", "export_model", "seed_everything", "rng_states",
-                                         "set_rng_states"],
-             demucs_course.evaluate: ["median_sdr"]}
-    for home, names in homes.items():
-        for name in names:
-            assert getattr(train, name) is getattr(home, name), name
+    for name in ("load_pretrained", "pretrained_info", "PRETRAINED_DIR", "PRESETS", "preset", "export_model",
+                 "median_sdr", "flops_per_example", "memory_estimate"):
+        assert not hasattr(train, name), f"demucs_course.train.{name}: import it from its own module"
 
 
 def test_pick_device_errors_are_input_errors():

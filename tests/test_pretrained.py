@@ -11,7 +11,7 @@ import torch
 from demucs_course.pretrained.records import (COLUMNS, README, ROWS, TOP_README, _replace_block, score_toy_test,
                                               update_readmes)
 from demucs_course.toy import TOY_DEFAULTS, TOY_HASHES, TOY_VERSION, ensure_toy_musdb, read_manifest
-from demucs_course.train import PRETRAINED_DIR, PRETRAINED_NAME, load_pretrained, pretrained_info, read_checkpoint
+from demucs_course.loading import PRETRAINED_DIR, PRETRAINED_NAME, load_pretrained, pretrained_info, read_checkpoint
 
 
 @pytest.fixture(scope="module")

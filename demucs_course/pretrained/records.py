@@ -51,7 +51,7 @@ def score_toy_test(model, tracks=None) -> dict[str, dict[str, float]]:
     from demucs_course.data import load_tracks
     from demucs_course.oracles import best_scaled_mixture, irm
     from demucs_course.separate import separate_track
-    from demucs_course.train import median_sdr
+    from demucs_course.evaluate import median_sdr
 
     tracks = load_tracks("toy", "test") if tracks is None else tracks
     estimators = {
@@ -184,7 +184,7 @@ def rescore(info: dict) -> dict:
     """``info`` with ``test_sdr_db`` and ``scored_on`` measured again on the toy test set as generated now."""
     from demucs_course.data import load_tracks
     from demucs_course.toy import ensure_toy_musdb, read_manifest
-    from demucs_course.train import load_pretrained
+    from demucs_course.loading import load_pretrained
 
     manifest = read_manifest(ensure_toy_musdb())
     tracks = load_tracks("toy", "test")
