@@ -17,6 +17,9 @@ say() { printf '\033[1m[unmix]\033[0m %s\n' "$*"; }
 system_packages() {
     local need=()
     command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
+    # the sampled multitrack set: FluidSynth renders General MIDI with the FluidR3 GM soundfont
+    command -v fluidsynth >/dev/null 2>&1 || need+=(fluidsynth)
+    [ -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || need+=(fluid-soundfont-gm)
     # the browser test opens built pages in headless Chromium
     if [ "${1:-}" = test ]; then command -v chromium >/dev/null 2>&1 || need+=(chromium); fi
     "$PYTHON" -c "import venv, ensurepip" >/dev/null 2>&1 || need+=(python3-venv)

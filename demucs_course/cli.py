@@ -4,6 +4,8 @@ Subcommands:
 
 - ``demucs-course toy-data [ROOT]``: write the toy multitrack set (Chapter 1) in the MUSDB18-HQ layout, and print
   its content hash.
+- ``demucs-course data sampled DIR``: write the sampled multitrack set (Chapter 1: songs played by sampled GM
+  instruments with FluidSynth) in the MUSDB18-HQ layout, and print its content hash.
 - ``demucs-course tracks SOURCE``: list the tracks a data source gives (Chapter 2).
 - ``demucs-course exercises``: regenerate ``exercises/`` from the otter masters in ``solutions/``.
 - ``demucs-course grade SUBMISSIONS -o gradebook.csv``: grade a folder of submitted exercise notebooks.
@@ -31,6 +33,23 @@ def _toy_data(args) -> int:
                           seed=args.seed, overwrite=args.overwrite)
     print(f"toy MUSDB18-HQ set in {root} ({time.perf_counter() - start:.1f} s)")
     print(content_line(root))
+    return 0
+
+
+def _data_sampled(args) -> int:
+    from .sampled import make_sampled_musdb, read_manifest
+
+    start = time.perf_counter()
+
+    def progress(done, total, name):
+        if not args.quiet:
+            print(f"[{done}/{total}] {name}", flush=True)
+
+    root = make_sampled_musdb(args.root, n_train=args.train, n_valid=args.valid, n_test=args.test,
+                              train_seconds=args.train_seconds, test_seconds=args.test_seconds, seed=args.seed,
+                              overwrite=args.overwrite, soundfont=args.soundfont, progress=progress)
+    print(f"sampled MUSDB18-HQ set in {root} ({time.perf_counter() - start:.1f} s)")
+    print(f"content SHA-256: {read_manifest(root)['content_sha256']}")
     return 0
 
 
@@ -156,20 +175,41 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _set_size_arguments(parser, what: str, train: int, valid: int, test: int, train_seconds: float,
+                        test_seconds: float) -> None:
+    """The options that size a data set: numbers of tracks, their lengths, the seed (``toy-data``, ``data ...``)."""
+    item = what[:-1]
+    parser.add_argument("--train", type=int, default=train, help=f"number of train {what} (default {train})")
+    parser.add_argument("--valid", type=int, default=valid,
+                        help=f"how many of them form the validation split (default {valid})")
+    parser.add_argument("--test", type=int, default=test, help=f"number of test {what} (default {test})")
+    parser.add_argument("--train-seconds", type=float, default=float(train_seconds),
+                        help=f"length of each train {item} (default {train_seconds:g})")
+    parser.add_argument("--test-seconds", type=float, default=float(test_seconds),
+                        help=f"length of each test {item} (default {test_seconds:g})")
+    parser.add_argument("--seed", type=int, default=0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="demucs-course", description="Unmix: rebuild Demucs v1, chapter by chapter.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     toy = sub.add_parser("toy-data", help="write the toy multitrack set (MUSDB18-HQ layout)")
     toy.add_argument("root", nargs="?", help="output folder (default: the course's cache folder)")
-    toy.add_argument("--train", type=int, default=16, help="number of train tracks (default 16)")
-    toy.add_argument("--valid", type=int, default=2, help="how many of them form the validation split (default 2)")
-    toy.add_argument("--test", type=int, default=4, help="number of test tracks (default 4)")
-    toy.add_argument("--train-seconds", type=float, default=20.0, help="length of each train track (default 20)")
-    toy.add_argument("--test-seconds", type=float, default=8.0, help="length of each test track (default 8)")
-    toy.add_argument("--seed", type=int, default=0)
+    _set_size_arguments(toy, "tracks", train=16, valid=2, test=4, train_seconds=20, test_seconds=8)
     toy.add_argument("--overwrite", action="store_true", help="replace a different set already in ROOT")
     toy.set_defaults(func=_toy_data)
+
+    data = sub.add_parser("data", help="write a multitrack data set (MUSDB18-HQ layout)")
+    kinds = data.add_subparsers(dest="kind", required=True)
+    sampled = kinds.add_parser("sampled", help="songs composed as General MIDI, each stem rendered by FluidSynth "
+                                               "with the FluidR3 GM soundfont")
+    sampled.add_argument("root", metavar="DIR", help="output folder (empty, new, or holding a sampled set)")
+    _set_size_arguments(sampled, "songs", train=144, valid=14, test=24, train_seconds=30, test_seconds=30)
+    sampled.add_argument("--soundfont", help="a GM soundfont (default /usr/share/sounds/sf2/FluidR3_GM.sf2)")
+    sampled.add_argument("--overwrite", action="store_true", help="replace a different sampled set already in DIR")
+    sampled.add_argument("--quiet", action="store_true", help="no line per song")
+    sampled.set_defaults(func=_data_sampled)
 
     tracks = sub.add_parser("tracks", help="list the tracks of a data source")
     tracks.add_argument("source", help="'toy', 'preview', or a MUSDB18 / MUSDB18-HQ root")
