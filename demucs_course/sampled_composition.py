@@ -77,7 +77,7 @@ class SampledSong:
     style: str
     tempo: float                 # beats per minute
     key: str                     # e.g. "F# minor"
-    chords: list[int]            # the root (MIDI key, octave 3) of each bar's chord
+    chords: list[int]            # the root of each bar's chord (MIDI key 48-59, C3 to B3)
     programs: dict[str, str]     # role -> GM program (or drum kit) name
     pans: dict[str, int]         # role -> MIDI pan 0 (left) .. 64 (centre) .. 127 (right)
     volumes: dict[str, int]      # role -> MIDI channel volume (controller 7)
@@ -119,7 +119,7 @@ def _drums(rng, style: dict, bars: int, loudness: float) -> list[Note]:
 
 
 def _bass(rng, style: dict, chords: list[int], loudness: float) -> list[Note]:
-    """Roots, fifths and octaves of each bar's chord, an octave below it, in the style's rhythm."""
+    """Roots, fifths and octaves of each bar's chord, from E1 up, in the style's rhythm."""
     notes = []
     steps = style["bass"]
     for bar, root in enumerate(chords):
@@ -127,7 +127,8 @@ def _bass(rng, style: dict, chords: list[int], loudness: float) -> list[Note]:
             end = steps[i + 1] if i + 1 < len(steps) else 16
             interval = 0 if step == 0 else int(rng.choice((0, 0, 0, 7, 12, 10 if step > 8 else 7)))
             length = (end - step) / 4 * (0.9 if rng.random() < 0.7 else 0.5)
-            notes.append(Note(4 * bar + step / 4, length, root - 12 + interval, _velocity(rng, loudness)))
+            low = 28 + (root - 28) % 12  # the root between E1 (41 Hz) and D#2 (78 Hz)
+            notes.append(Note(4 * bar + step / 4, length, low + interval, _velocity(rng, loudness)))
     return notes
 
 
@@ -187,8 +188,7 @@ def compose_song(rng: np.random.Generator, seconds: float) -> SampledSong:
     tonic = int(rng.integers(0, 12))
     progression = PROGRESSIONS[mode][int(rng.integers(len(PROGRESSIONS[mode])))]
     bars = int(np.ceil(seconds * tempo / 240.0)) + 1
-    root3 = 48 + tonic  # the tonic in octave 3
-    chords = [root3 + (SCALES[mode][progression[bar % 4]]) for bar in range(bars)]
+    chords = [48 + (tonic + SCALES[mode][progression[bar % 4]]) % 12 for bar in range(bars)]  # roots C3..B3
     programs = {role: str(rng.choice(sorted(PROGRAMS[role]))) for role in SOURCES}
     pans = {role: int(np.clip(round(64 + (12 if role == "drums" else 44) * rng.uniform(-1, 1)), 0, 127))
             for role in SOURCES}
