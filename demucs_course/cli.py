@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     sampled = kinds.add_parser("sampled", help="songs composed as General MIDI, each stem rendered by FluidSynth "
                                                "with the FluidR3 GM soundfont")
     sampled.add_argument("root", metavar="DIR", help="output folder (empty, new, or holding a sampled set)")
-    _set_size_arguments(sampled, "songs", train=144, valid=14, test=24, train_seconds=30, test_seconds=30)
+    _set_size_arguments(sampled, "songs", train=128, valid=12, test=24, train_seconds=30, test_seconds=30)
     sampled.add_argument("--soundfont", help="a GM soundfont (default /usr/share/sounds/sf2/FluidR3_GM.sf2)")
     sampled.add_argument("--overwrite", action="store_true", help="replace a different sampled set already in DIR")
     sampled.add_argument("--quiet", action="store_true", help="no line per song")

@@ -21,10 +21,12 @@ back (16-bit integers, see :func:`demucs_course.toy_instruments.to_int16`). The 
 
 **Cost.** Rendering takes about 3 s of CPU time per minute of song (four stems; measured with
 ``bench/render_sampled.py`` on the course's 2-core machine, shared: 2.4-3.9 CPU-s per song-minute over 6 songs of
-30 s, mean 2.9, FluidSynth -- which loads the 148 MB soundfont for each stem -- being nearly all of it). Writing
-and hashing the WAV files add a little, and the disk is the real cost: 53 MB per song-minute (five 16-bit stereo
-files). The default set, 144 train songs (14 of them for validation) and 24 test songs of 30 s, is 84 song-minutes:
-about 4 CPU-minutes and 4.4 GB. It is a proposal sized by render time until a training experiment chooses the size.
+30 s, mean 2.9, FluidSynth -- which loads the 148 MB soundfont for each stem -- being nearly all of it). Writing the
+whole set end to end, WAV files and hash included, took 3.9 CPU-s per song-minute (16 songs of 30 s with
+``demucs-course data sampled``: 31 CPU-s, 37 s wall). The disk is the other cost: 53 MB per song-minute (five
+16-bit stereo files). The default set, 128 train songs (12 of them for validation) and 24 test songs of 30 s, is
+76 song-minutes: about 5 CPU-minutes and 4 GB. It is a proposal sized by render time until a training experiment
+chooses the size.
 
     >>> root = make_sampled_musdb("~/sampled", n_train=4, n_test=2)      # doctest: +SKIP
     >>> mus = musdb.DB(root, is_wav=True, subsets="train")                # doctest: +SKIP
@@ -49,7 +51,7 @@ from demucs_course.toy_composition import _track_names
 #: settings, the quantisation), and the manifest records it.
 SAMPLED_VERSION = 1
 #: The default arguments of :func:`make_sampled_musdb` (a proposal sized by render time; see the module docstring).
-SAMPLED_DEFAULTS = dict(n_train=144, n_valid=14, n_test=24, train_seconds=30.0, test_seconds=30.0, seed=0)
+SAMPLED_DEFAULTS = dict(n_train=128, n_valid=12, n_test=24, train_seconds=30.0, test_seconds=30.0, seed=0)
 MANIFEST = "sampled.json"
 _INCOMPLETE = ".sampled-incomplete"
 
@@ -91,7 +93,7 @@ def _complete(root: Path, manifest: dict) -> bool:
     return True
 
 
-def make_sampled_musdb(root, *, n_train: int = 144, n_valid: int = 14, n_test: int = 24, train_seconds: float = 30.0,
+def make_sampled_musdb(root, *, n_train: int = 128, n_valid: int = 12, n_test: int = 24, train_seconds: float = 30.0,
                        test_seconds: float = 30.0, seed: int = 0, overwrite: bool = False, soundfont=None,
                        fluidsynth: str = "fluidsynth", threads: int = 1, progress=None) -> Path:
     """Write the sampled multitrack set into the folder ``root`` (MUSDB18-HQ layout) and return it.

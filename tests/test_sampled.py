@@ -12,9 +12,9 @@ import pytest
 import soundfile as sf
 
 from demucs_course import SAMPLE_RATE, SOURCES
-from demucs_course.cli import main
+from demucs_course.cli import build_parser, main
 from demucs_course.data import get_musdb_tracks
-from demucs_course.sampled import MANIFEST, SampledSetError, make_sampled_musdb, read_manifest
+from demucs_course.sampled import MANIFEST, SAMPLED_DEFAULTS, SampledSetError, make_sampled_musdb, read_manifest
 from demucs_course.sampled_composition import DRUM_CHANNEL, PROGRAMS, STYLES, compose_song, song_midi
 from demucs_course.sampled_render import SampledToolError, find_tools, render_midi
 from demucs_course.toy import content_hash
@@ -116,6 +116,13 @@ def test_the_composer_is_deterministic_and_varied():
         assert all(28 <= n.key <= 51 for n in song.notes["bass"])
 
 
+def test_the_commands_defaults_are_the_modules():
+    args = build_parser().parse_args(["data", "sampled", "DIR"])
+    given = dict(n_train=args.train, n_valid=args.valid, n_test=args.test, train_seconds=args.train_seconds,
+                 test_seconds=args.test_seconds, seed=args.seed)
+    assert given == SAMPLED_DEFAULTS
+
+
 def test_missing_tools_say_how_to_install_them(tmp_path, monkeypatch, capsys):
     with pytest.raises(SampledToolError, match="bash course.sh test"):
         find_tools(fluidsynth="no-such-fluidsynth")
@@ -145,3 +152,7 @@ def test_wrong_folders_and_arguments_are_refused_in_one_line(tiny, tools, tmp_pa
     assert main(["data", "sampled", str(tmp_path / "d"), *TINY_ARGS, "--valid", "2"]) == 2
     assert "n_valid (2) must be smaller than n_train (2)" in capsys.readouterr().err
     assert json.loads((tiny / MANIFEST).read_text())["arguments"]["seed"] == 0   # the refused call changed nothing
+    (tmp_path / "cut").mkdir()
+    (tmp_path / "cut" / ".sampled-incomplete").write_text("")   # what an interrupted generation leaves behind
+    with pytest.raises(SampledSetError, match="already holds an unfinished sampled set.*overwrite"):
+        make_sampled_musdb(tmp_path / "cut", **TINY)
