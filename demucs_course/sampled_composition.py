@@ -3,7 +3,7 @@
 The "sampled" multitrack set (:mod:`demucs_course.sampled` writes it) is played by real sampled instruments: each
 stem is a General MIDI (GM) file rendered through a soundfont. This module is its composer. From a seeded
 ``numpy.random.Generator`` it draws a :class:`SampledSong` -- a style, a tempo, a key, a chord progression, one GM
-program, a loudness and a pan position per role -- and the notes each role plays:
+program, a loudness and a pan position per role, louder and softer 4-bar sections -- and the notes each role plays:
 
 - **drums**: a GM drum kit on MIDI channel 10 (Standard, Room, Power, Electronic, TR-808, Jazz, Brush), playing the
   style's groove (kick, snare, hi-hats or ride), with a tom fill closing every fourth bar and a crash every eighth;
@@ -93,32 +93,32 @@ def _velocity(rng: np.random.Generator, base: float, spread: float = 8.0) -> int
     return int(np.clip(round(base + spread * rng.standard_normal()), 1, 127))
 
 
-def _drums(rng, style: dict, bars: int, loudness: float) -> list[Note]:
+def _drums(rng, style: dict, bars: int, loudness: np.ndarray) -> list[Note]:
     """The groove of ``style`` for ``bars`` bars: ghost notes dropped at random, fills and crashes."""
     notes = []
     hat = RIDE if style["ride"] else CLOSED_HAT
     for bar in range(bars):
-        fill = bar % 4 == 3
+        fill, level = bar % 4 == 3, loudness[bar]
         for step in range(16):
             beat = 4 * bar + step / 4 + (style["swing"] / 2 if step % 4 == 2 else 0.0)
             accent = 10 if step % 4 == 0 else 0
             if fill and step >= 8:  # the last half bar of every fourth bar: a tom fill down the kit
                 if step % 2 == 0 or rng.random() < 0.4:
-                    notes.append(Note(beat, 0.25, TOMS[(step - 8) // 2 % 4], _velocity(rng, loudness + 5)))
+                    notes.append(Note(beat, 0.25, TOMS[(step - 8) // 2 % 4], _velocity(rng, level + 5)))
                 continue
             if step in style["kick"]:
-                notes.append(Note(beat, 0.25, KICK, _velocity(rng, loudness + 8)))
+                notes.append(Note(beat, 0.25, KICK, _velocity(rng, level + 8)))
             if step in style["snare"]:
-                notes.append(Note(beat, 0.25, SNARE, _velocity(rng, loudness + 6)))
+                notes.append(Note(beat, 0.25, SNARE, _velocity(rng, level + 6)))
             if step in style["hat"] and rng.random() < 0.93:
                 key = OPEN_HAT if step == 14 and not style["ride"] and rng.random() < 0.3 else hat
-                notes.append(Note(beat, 0.25, key, _velocity(rng, loudness - 12 + accent)))
+                notes.append(Note(beat, 0.25, key, _velocity(rng, level - 12 + accent)))
         if bar % 8 == 0:
-            notes.append(Note(4 * bar, 1.0, CRASH, _velocity(rng, loudness + 4)))
+            notes.append(Note(4 * bar, 1.0, CRASH, _velocity(rng, level + 4)))
     return notes
 
 
-def _bass(rng, style: dict, chords: list[int], loudness: float) -> list[Note]:
+def _bass(rng, style: dict, chords: list[int], loudness: np.ndarray) -> list[Note]:
     """Roots, fifths and octaves of each bar's chord, from E1 up, in the style's rhythm."""
     notes = []
     steps = style["bass"]
@@ -128,7 +128,7 @@ def _bass(rng, style: dict, chords: list[int], loudness: float) -> list[Note]:
             interval = 0 if step == 0 else int(rng.choice((0, 0, 0, 7, 12, 10 if step > 8 else 7)))
             length = (end - step) / 4 * (0.9 if rng.random() < 0.7 else 0.5)
             low = 28 + (root - 28) % 12  # the root between E1 (41 Hz) and D#2 (78 Hz)
-            notes.append(Note(4 * bar + step / 4, length, low + interval, _velocity(rng, loudness)))
+            notes.append(Note(4 * bar + step / 4, length, low + interval, _velocity(rng, loudness[bar])))
     return notes
 
 
@@ -145,7 +145,7 @@ def _chord_keys(root: int, mode: str, tonic: int, seventh: bool) -> list[int]:
     return keys
 
 
-def _other(rng, style: dict, chords: list[int], mode: str, tonic: int, held: bool, loudness: float) -> list[Note]:
+def _other(rng, style: dict, chords: list[int], mode: str, tonic: int, held: bool, loudness: np.ndarray) -> list[Note]:
     """The chords: held a bar (pads, strings, organ) or struck on the style's comping steps."""
     notes = []
     seventh = rng.random() < 0.4
@@ -155,12 +155,12 @@ def _other(rng, style: dict, chords: list[int], mode: str, tonic: int, held: boo
         for i, step in enumerate(steps):
             end = steps[i + 1] if i + 1 < len(steps) else 16
             length = (end - step) / 4 * (0.98 if held else 0.7)
-            velocity = _velocity(rng, loudness)
+            velocity = _velocity(rng, loudness[bar])
             notes.extend(Note(4 * bar + step / 4, length, key, velocity) for key in keys)
     return notes
 
 
-def _melody(rng, chords: list[int], mode: str, tonic: int, loudness: float) -> list[Note]:
+def _melody(rng, chords: list[int], mode: str, tonic: int, loudness: np.ndarray) -> list[Note]:
     """A sung line: two-bar phrases of quarter and eighth notes and a breath, chord tones on strong beats."""
     scale = [k for k in range(55, 80) if (k - tonic) % 12 in SCALES[mode]]
     notes, index = [], len(scale) // 2
@@ -174,7 +174,7 @@ def _melody(rng, chords: list[int], mode: str, tonic: int, loudness: float) -> l
                 tones = [i for i, k in enumerate(scale) if k % 12 in chord]
                 index = min(tones, key=lambda i: abs(i - index))
             length = min(length, end - beat)
-            notes.append(Note(beat, length * 0.95, scale[index], _velocity(rng, loudness, 5)))
+            notes.append(Note(beat, length * 0.95, scale[index], _velocity(rng, loudness[int(beat // 4)], 5)))
             beat += length
     return notes
 
@@ -193,7 +193,8 @@ def compose_song(rng: np.random.Generator, seconds: float) -> SampledSong:
     pans = {role: int(np.clip(round(64 + (12 if role == "drums" else 44) * rng.uniform(-1, 1)), 0, 127))
             for role in SOURCES}
     volumes = {role: int(rng.integers(90, 121)) for role in SOURCES}
-    loudness = {role: float(rng.uniform(70, 105)) for role in SOURCES}
+    sections = rng.uniform(-12, 8, size=bars // 4 + 1)  # louder and softer 4-bar sections, all roles together
+    loudness = {role: float(rng.uniform(70, 105)) + np.repeat(sections, 4)[:bars] for role in SOURCES}
     held = programs["other"] in ("Drawbar Organ", "String Ensemble 1", "Pad 2 (warm)")
     notes = {
         "drums": _drums(rng, style, bars, loudness["drums"]),
