@@ -54,7 +54,8 @@ def main() -> None:
     d = SAMPLED_DEFAULTS
     default = (d["n_train"] * d["train_seconds"] + d["n_test"] * d["test_seconds"]) / 60
     print(f"the default set ({d['n_train']} x {d['train_seconds']:g} s + {d['n_test']} x {d['test_seconds']:g} s = "
-          f"{default:.0f} song-minutes) would take about {default * cpu / 60:.1f} CPU-minutes")
+          f"{default:.0f} song-minutes) would take about {default * cpu / 60:.1f} CPU-minutes to render (writing "
+          "the files and hashing them come on top)")
 
 
 if __name__ == "__main__":

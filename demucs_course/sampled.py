@@ -20,13 +20,13 @@ back (16-bit integers, see :func:`demucs_course.toy_instruments.to_int16`). The 
 ``bash course.sh`` installs). The same seed, FluidSynth version and soundfont give byte-identical files.
 
 **Cost.** Rendering takes about 3 s of CPU time per minute of song (four stems; measured with
-``bench/render_sampled.py`` on the course's 2-core machine, shared: 2.4-3.9 CPU-s per song-minute over 6 songs of
-30 s, mean 2.9, FluidSynth -- which loads the 148 MB soundfont for each stem -- being nearly all of it). Writing the
-whole set end to end, WAV files and hash included, took 3.9 CPU-s per song-minute (16 songs of 30 s with
-``demucs-course data sampled``: 31 CPU-s, 37 s wall). The disk is the other cost: 53 MB per song-minute (five
-16-bit stereo files). The default set, 128 train songs (12 of them for validation) and 24 test songs of 30 s, is
-76 song-minutes: about 5 CPU-minutes and 4 GB. It is a proposal sized by render time until a training experiment
-chooses the size.
+``bench/render_sampled.py`` on the course's 2-core machine, shared: 2.2-3.9 CPU-s per song-minute for single songs
+of 30 s, a mean of 2.7 and 2.9 in two runs of 6 songs). FluidSynth is nearly all of it, and about 0.2 CPU-s of each
+stem's render is spent loading the 148 MB soundfont. Writing a whole set, WAV files and hash included, took 3.2 and
+3.9 CPU-s per song-minute in two runs (16 songs of 30 s with ``demucs-course data sampled``: 26 and 31 CPU-s, 30 and
+37 s wall). The disk is the other cost: 51 MB per song-minute (five 16-bit stereo files). The default set, 128 train
+songs (12 of them for validation) and 24 test songs of 30 s, is 76 song-minutes: 4-5 CPU-minutes and 3.9 GB. It
+is a proposal sized by render time until a training experiment chooses the size.
 
     >>> root = make_sampled_musdb("~/sampled", n_train=4, n_test=2)      # doctest: +SKIP
     >>> mus = musdb.DB(root, is_wav=True, subsets="train")                # doctest: +SKIP
