@@ -172,7 +172,7 @@ def _arguments(n_train, n_valid, n_test, train_seconds, test_seconds, seed) -> d
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
     if n_train < 1:
-        raise ValueError("n_train must be at least 1: a toy set needs training tracks")
+        raise ValueError("n_train must be at least 1: a data set needs training tracks")
     if n_valid >= n_train:
         raise ValueError(f"n_valid ({n_valid}) must be smaller than n_train ({n_train}): the validation tracks are "
                          "taken from the train tracks, and some must be left to train on")
