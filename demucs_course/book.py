@@ -6,7 +6,7 @@
   Colab's own torch; locally (after the README's set-up) it does nothing. The repository's public URL lives in one
   place, ``_config.yml`` (``repository.url``); ``python -m demucs_course.book`` rewrites the first cell of every
   notebook from it, and a test checks that none has drifted.
-- :func:`timer` measures a cell's wall time for the "measured run time" notes.
+- :func:`timer` measures a cell's wall time; :func:`cpu_seconds` the CPU time every chapter quotes as its run time.
 - :func:`glue` hands a figure the cell just computed to the chapter's prose: the Markdown says
   ``{glue}`name``` where it would otherwise type the number, so the text can never drift from the run. The rule
   (``tests/test_numbers.py``): every measured number in a chapter's Markdown is glued, and every number quoted
@@ -102,6 +102,18 @@ def glue(name: str, value, fmt: str = "") -> str:
     else:
         myst_glue(name, text, display=False)
     return str(text)
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process, every thread, and of the child processes it has waited for
+    (ffmpeg started by musdb, DataLoader workers), since it started.
+
+    Each chapter quotes it as its run time: unlike wall time, it hardly depends on what else the machine is doing.
+    """
+    import resource
+
+    return sum(getattr(resource.getrusage(who), field) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+               for field in ("ru_utime", "ru_stime"))
 
 
 @contextlib.contextmanager
