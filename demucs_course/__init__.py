@@ -32,6 +32,7 @@ The course package. Each module holds one concern and its docstring names the ch
 Inference never imports training: ``separate`` and ``evaluate`` use ``loading``, which sits below ``train``.
 """
 
+#: The package's version, written only here (pyproject.toml reads it; ``demucs-course --version`` prints it).
 __version__ = "0.1.0"
 
 #: The four MUSDB18 stems, in the order Demucs v1 outputs them.

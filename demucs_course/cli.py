@@ -1,14 +1,14 @@
 """Every chapter: the ``demucs-course`` command. Thin: it parses arguments, calls the package, reports.
 
-Subcommands:
+``demucs-course --version`` prints the package's version. Subcommands:
 
 - ``demucs-course toy-data [ROOT]``: write the toy multitrack set (Chapter 1) in the MUSDB18-HQ layout, and print
   its content hash.
 - ``demucs-course data sampled DIR``: write the sampled multitrack set (Chapter 1: songs played by sampled GM
   instruments with FluidSynth) in the MUSDB18-HQ layout, and print its content hash.
 - ``demucs-course tracks SOURCE``: list the tracks a data source gives (Chapter 2).
-- ``demucs-course exercises``: regenerate ``exercises/`` from the otter masters in ``solutions/``.
-- ``demucs-course grade SUBMISSIONS -o gradebook.csv``: grade a folder of submitted exercise notebooks.
+- ``demucs-course exercises [--course DIR]``: regenerate ``exercises/`` from the otter masters in ``solutions/``.
+- ``demucs-course grade SUBMISSIONS -o gradebook.csv [--course DIR]``: grade a folder of submitted exercise notebooks.
 - ``demucs-course train --preset tiny-cpu``: train Demucs (Chapter 7); run it again to resume after a disconnect.
 - ``demucs-course separate SONG``: separate a song into drums, bass, other and vocals WAV files (Chapter 8).
 - ``demucs-course evaluate [model|IRM2|...|DIR]``: score separations on a musdb subset as the paper does (Chapter 9).
@@ -80,7 +80,7 @@ def _tracks(args) -> int:
 def _exercises(args) -> int:
     from .grading import generate_exercises
 
-    for folder in generate_exercises():
+    for folder in generate_exercises(args.course, args.out, progress=True):
         print(f"wrote {folder}")
     return 0
 
@@ -89,7 +89,7 @@ def _grade(args) -> int:
     from .grading import grade_submissions, write_gradebook
 
     start = time.perf_counter()
-    rows = grade_submissions(args.submissions, timeout=args.timeout, jobs=args.jobs)
+    rows = grade_submissions(args.submissions, timeout=args.timeout, jobs=args.jobs, root=args.course)
     path = write_gradebook(rows, args.output)
     for row in rows:
         note = f"  ({row.reason})" if row.reason else ""
@@ -105,7 +105,7 @@ def _train(args) -> int:
     settings = {"data": args.data, "epochs": args.epochs, "batch_size": args.batch_size, "loss": args.loss,
                 "checkpoint_dir": args.checkpoint_dir, "seed": args.seed, "device": args.device, "lr": args.lr,
                 "segment": args.segment, "shift": args.shift, "workers": args.workers,
-                "save_every_steps": args.save_every}
+                "save_every_steps": args.save_every, "repitch": args.repitch}
     overrides = {name: value for name, value in settings.items() if value is not None}
     if args.channels is not None:
         overrides["model"] = {"channels": args.channels}
@@ -191,7 +191,10 @@ def _set_size_arguments(parser, what: str, train: int, valid: int, test: int, tr
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(prog="demucs-course", description="Unmix: rebuild Demucs v1, chapter by chapter.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     toy = sub.add_parser("toy-data", help="write the toy multitrack set (MUSDB18-HQ layout)")
@@ -215,7 +218,12 @@ def build_parser() -> argparse.ArgumentParser:
     tracks.add_argument("source", help="'toy', 'preview', or a MUSDB18 / MUSDB18-HQ root")
     tracks.set_defaults(func=_tracks)
 
+    course_help = ("the course: a clone of its repository, or a folder of exercise masters <name>/<name>.ipynb "
+                   "such as a private repository of them (default: this checkout; needed when the package was "
+                   "installed from a wheel)")
     exercises = sub.add_parser("exercises", help="regenerate exercises/ from the masters in solutions/ (otter assign)")
+    exercises.add_argument("--course", metavar="DIR", help=course_help)
+    exercises.add_argument("--out", metavar="DIR", help="where the student notebooks go (default: COURSE/exercises)")
     exercises.set_defaults(func=_exercises)
 
     grade = sub.add_parser("grade", help="grade a folder of submitted exercise notebooks into a CSV gradebook")
@@ -223,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("-o", "--output", default="gradebook.csv", help="the CSV to write (default gradebook.csv)")
     grade.add_argument("--timeout", type=float, default=600, help="seconds allowed per notebook (default 600)")
     grade.add_argument("--jobs", type=int, default=1, help="notebooks graded at once (default 1)")
+    grade.add_argument("--course", metavar="DIR", help=course_help)
     grade.set_defaults(func=_grade)
 
     train = sub.add_parser("train", help="train Demucs from a preset; run again to resume from its checkpoint")
@@ -236,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr", type=float, help="Adam's learning rate (the presets: 1e-3 for tiny-cpu, else 3e-4)")
     train.add_argument("--segment", type=float, help="seconds of audio per extract (the paper: 10)")
     train.add_argument("--shift", type=float, help="seconds of room for the Shift augmentation (the paper: 1)")
+    train.add_argument("--repitch", type=float,
+                       help="probability of a pitch and tempo change per extract (the paper's v2: 0.2; 0: off)")
     train.add_argument("--checkpoint-dir", help="the folder of last.pt and best.pt (Colab: a folder on Drive)")
     train.add_argument("--save-every", type=int, help="also checkpoint every N steps")
     train.add_argument("--workers", type=int, help="DataLoader worker processes")
@@ -280,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Run a command. Exit status 0: done; 2: bad input or usage, said in one line; 1: an unexpected error.
+    """Run a command. Exit status 0: done; 2: bad input or usage, said in one line; 1: an unexpected error;
+    130: interrupted with Ctrl-C, said in one line.
 
     Bad input -- a file, a folder or a setting the course cannot use -- is an error the course raises on purpose
     with a message that says what to do (:func:`is_bad_input`): it is printed as one line, since a traceback would
@@ -290,6 +302,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print(f"\ndemucs-course {args.command}: interrupted", file=sys.stderr)
+        return 130
     except Exception as error:
         if not is_bad_input(error):
             raise

@@ -41,10 +41,40 @@ class GradingError(RuntimeError):
     """otter could not build an exercise or grade a notebook; the message says which and why."""
 
 
+def masters_folder(course: Path | str | None = None) -> Path:
+    """The folder of the exercise masters (``<name>/<name>.ipynb``) for ``course``: a checkout of the course (its
+    ``solutions/``), or the masters' own folder, e.g. a private repository of them. ``None``: this checkout.
+
+    A package installed from a wheel has no course folder of its own: then ``course`` must be given.
+    """
+    if course is None:
+        if REPO_ROOT is None:
+            raise GradingError("the exercises' masters are not installed with the package: pass --course DIR, a clone "
+                               "of the course repository (or a folder holding the masters, <name>/<name>.ipynb)")
+        course = REPO_ROOT
+    course = Path(course).expanduser()
+    if not course.is_dir():
+        raise GradingError(f"the course folder {course} does not exist: pass --course DIR, a clone of the course "
+                           "repository (or a folder holding the masters, <name>/<name>.ipynb)")
+    for folder in (course / "solutions", course):
+        if any(p.stem == p.parent.name for p in folder.glob("*/*.ipynb")):
+            return folder
+    raise GradingError(f"no exercise masters in {course}: expected {course}/solutions/<name>/<name>.ipynb (a clone "
+                       "of the course repository) or <name>/<name>.ipynb (a folder of masters)")
+
+
 def masters(root: Path | None = None) -> list[Path]:
-    """The exercise masters, ``solutions/<name>/<name>.ipynb``, sorted by name."""
-    root = Path(root or REPO_ROOT)
-    return sorted(p for p in (root / "solutions").glob("*/*.ipynb") if p.stem == p.parent.name)
+    """The exercise masters, ``<name>/<name>.ipynb`` in :func:`masters_folder`, sorted by name."""
+    folder = masters_folder(root)
+    return sorted(p for p in folder.glob("*/*.ipynb") if p.stem == p.parent.name)
+
+
+def require_otter() -> None:
+    """Building and grading exercises run otter-grader: a clear error when it is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("otter") is None:
+        raise GradingError("otter-grader is not installed: pip install 'demucs-course[exercises]'")
 
 
 def assign(master: Path, dist: Path) -> Path:
@@ -83,14 +113,24 @@ def autograder_zip(dist: Path) -> Path:
     return zips[-1]
 
 
-def generate_exercises(root: Path | None = None) -> list[Path]:
-    """Regenerate ``exercises/<name>/`` from every master; returns the exercise folders written."""
-    root = Path(root or REPO_ROOT)
+def generate_exercises(root: Path | None = None, out: Path | None = None, *, progress: bool = False) -> list[Path]:
+    """Regenerate ``exercises/<name>/`` from every master of the course ``root`` (see :func:`masters_folder`) into
+    ``out`` (default: the course's ``exercises/``; required for a folder of masters alone); returns the folders
+    written."""
+    from tqdm.auto import tqdm
+
+    found = masters(root)
+    if out is None:
+        folder = masters_folder(root)
+        if folder.name != "solutions":
+            raise GradingError(f"{folder} holds the masters alone: say where the exercises go with --out DIR")
+        out = folder.parent / "exercises"
+    require_otter()
     written = []
-    for master in masters(root):
+    for master in tqdm(found, desc="exercises", unit="exercise", disable=not progress):
         with tempfile.TemporaryDirectory() as tmp:
             dist = assign(master, Path(tmp) / "dist")
-            target = root / "exercises" / master.parent.name
+            target = Path(out) / master.parent.name
             if target.exists():
                 shutil.rmtree(target)
             shutil.copytree(dist / "student", target)
@@ -227,13 +267,14 @@ def grade_submissions(submissions: Path, *, timeout: float = 600, jobs: int = 1,
 
     from tqdm.auto import tqdm
 
+    by_name = {m.parent.name: m for m in masters(root)}
+    require_otter()
     submissions = Path(submissions)
     if not submissions.is_dir():
         raise FileNotFoundError(f"The submissions folder {submissions} does not exist")
     notebooks = sorted(p for p in submissions.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     if not notebooks:
         raise GradingError(f"No notebooks (*.ipynb) under {submissions}: nothing to grade")
-    by_name = {m.parent.name: m for m in masters(root)}
     with tempfile.TemporaryDirectory(prefix="unmix-grading-") as tmp:
         tmp = Path(tmp)
         graders = {}

@@ -86,3 +86,51 @@ def test_evaluate_on_a_dataset_with_a_damaged_stem_is_one_line_and_exit_2(toy_ro
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
     assert "vocals.wav cannot be read as a WAV file" in err
+
+
+def test_version_is_the_package_version(capsys):
+    import demucs_course
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == f"demucs-course {demucs_course.__version__}\n"
+
+
+@pytest.mark.parametrize("command", [["exercises"], ["grade", "submissions"]])
+def test_grade_and_exercises_outside_a_checkout_ask_for_the_course_folder(command, tmp_path, monkeypatch, capsys):
+    """Installed from a wheel, the package has no solutions/ beside it: before, Path(None) raised a TypeError."""
+    from demucs_course import grading
+
+    monkeypatch.setattr(grading, "REPO_ROOT", None)
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--course DIR" in err, err
+    assert main([*command, "--course", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nowhere does not exist" in err, err
+    assert main([*command, "--course", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no exercise masters in" in err, err
+
+
+def test_a_folder_of_masters_alone_is_a_course_and_exercises_need_an_output(tmp_path, capsys):
+    """The otter habit of keeping the masters in a private repository: <name>/<name>.ipynb at its top."""
+    from demucs_course.grading import masters
+
+    (tmp_path / "ch01_x").mkdir()
+    (tmp_path / "ch01_x" / "ch01_x.ipynb").write_text("{}")
+    (tmp_path / "ch01_x" / "notes.ipynb").write_text("{}")        # not a master: its name is not the folder's
+    assert masters(tmp_path) == [tmp_path / "ch01_x" / "ch01_x.ipynb"]
+    assert main(["exercises", "--course", str(tmp_path)]) == 2
+    assert "--out DIR" in capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch, capsys):
+    from demucs_course import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_tracks", interrupted)
+    assert main(["tracks", "toy"]) == 130
+    assert capsys.readouterr().err.strip() == "demucs-course tracks: interrupted"
