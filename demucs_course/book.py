@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import json
+import re
 import time
 from pathlib import Path
 
@@ -27,14 +28,34 @@ if not (REPO_ROOT / "_config.yml").exists():
     REPO_ROOT = None
 
 
-def repository_url() -> str:
-    """The course repository's public URL, read from ``_config.yml`` (``repository.url``)."""
+def _config() -> dict:
     if REPO_ROOT is None:
-        raise RuntimeError("repository_url() reads _config.yml: run it from a checkout of the course repository")
+        raise RuntimeError("the book's settings live in _config.yml: run this from a checkout of the course repository")
     import yaml
 
-    config = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
-    return config["repository"]["url"].rstrip("/")
+    return yaml.safe_load((REPO_ROOT / "_config.yml").read_text())
+
+
+def repository_url() -> str:
+    """The course repository's public URL, read from ``_config.yml`` (``repository.url``)."""
+    return _config()["repository"]["url"].rstrip("/")
+
+
+def repository_ref() -> str:
+    """The branch or tag the book is published from (``repository.branch`` in ``_config.yml``): the set-up cells
+    install the package from it, and the Colab links open the notebooks at it."""
+    return str(_config()["repository"].get("branch") or "main")
+
+
+def colab_url(path: str) -> str:
+    """The "Open in Colab" address of a notebook of the repository, ``path`` relative to its root, at
+    :func:`repository_ref`. Colab opens notebooks from GitHub only."""
+    url = repository_url()
+    prefix = "https://github.com/"
+    if not url.startswith(prefix):
+        raise ValueError(f"Colab opens notebooks from GitHub only, and repository.url in _config.yml is {url}")
+    colab = _config().get("launch_buttons", {}).get("colab_url", "https://colab.research.google.com").rstrip("/")
+    return f"{colab}/github/{url[len(prefix):]}/blob/{repository_ref()}/{path}"
 
 
 def show(obj) -> "IPython.display.Code":
@@ -47,32 +68,71 @@ def show(obj) -> "IPython.display.Code":
     return Code(inspect.getsource(obj), language="python")
 
 
-def setup_cell_source(exercise: str | None = None) -> str:
+#: Where the exercise set-up cell keeps the clone in Colab (a restart goes back to /content, the clone stays).
+COLAB_COURSE_DIR = "/content/unmix"
+
+#: The chapters that open on a GPU runtime in Colab (training, whole-track separation, evaluation).
+GPU_CHAPTERS = ("07_training", "08_shift_trick", "09_evaluation")
+
+
+def setup_cell_source(exercise: str | None = None, *, url: str | None = None, ref: str | None = None,
+                      folder: str = COLAB_COURSE_DIR) -> str:
     """The first code cell of every chapter (``exercise=None``) and of every exercise (its folder's name).
 
-    A chapter needs only the package: in Colab it is installed from the repository with pip, which keeps Colab's
-    torch because the package asks for a range of versions. An exercise also needs otter-grader and its public
-    tests, which otter reads from a ``tests/`` folder beside the notebook (otter cannot read tests from notebook
-    metadata in Colab): in Colab the cell clones the repository, installs it, and moves into the exercise's folder.
+    Both are safe to run again, and again after Colab's *Restart session* (which returns to ``/content`` and keeps
+    the disk but forgets the kernel): they fetch only what is missing. When the repository cannot be reached they
+    stop with one line that names the setting to check, ``COURSE_REPO`` and ``COURSE_REF`` at the top of the cell.
+
+    A chapter needs only the package: it is installed with pip from the repository at ``ref`` (the branch or tag
+    the book is published from), unless it is already importable -- locally, or on a second run. pip keeps Colab's
+    torch, because the package asks for a range of versions.
+
+    An exercise also needs otter-grader and its public tests, which otter reads from a ``tests/`` folder beside the
+    notebook (otter cannot read tests from notebook metadata in Colab). In Colab the cell clones the repository into
+    ``folder`` unless it is there, installs the package with its ``exercises`` extra from the clone unless both are
+    importable, and always moves into the exercise's folder. Outside Colab it does nothing.
+
+    ``url`` and ``ref`` default to ``_config.yml``'s ``repository.url`` and ``repository.branch``; a test passes a
+    local repository standing in for them.
     """
-    url = repository_url()
-    head = (
-        "# Set-up. In Colab this installs the course package (it keeps Colab's torch); locally, after the\n"
-        "# README's set-up, everything is already here and this cell does nothing.\n"
-    )
-    if exercise is None:
-        return head + (
-            "import importlib.util, subprocess, sys\n"
-            "if importlib.util.find_spec(\"demucs_course\") is None:\n"
-            f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"demucs-course @ git+{url}\"], check=True)"
-        )
-    return head + (
-        "import os, subprocess, sys\n"
-        "if \"google.colab\" in sys.modules and not os.path.isdir(\"tests\"):  # fetch the package, otter and the tests\n"
-        f"    subprocess.run([\"git\", \"clone\", \"-q\", \"--depth\", \"1\", \"{url}\", \"/content/unmix\"], check=True)\n"
-        "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"/content/unmix[exercises]\"], check=True)\n"
-        f"    os.chdir(\"/content/unmix/exercises/{exercise}\")"
-    )
+    url = url or repository_url()
+    ref = ref or repository_ref()
+    template = _EXERCISE_SETUP if exercise else _CHAPTER_SETUP
+    for name, value in (("URL", url), ("REF", ref), ("FOLDER", folder), ("EXERCISE", exercise or "")):
+        template = template.replace(f"<{name}>", json.dumps(value))
+    return template
+
+
+# The set-up cells, with <URL>, <REF>, <FOLDER> and <EXERCISE> for the values. `why` is the last line git or pip
+# wrote about the failure ("Could not resolve host", "Remote branch v2 not found"): the cell's one line quotes it.
+_SETTINGS = """COURSE_REPO, COURSE_REF = <URL>, <REF>  # the course repository, and the branch or tag of this book
+"""
+_WHY = """why = ([line for line in run.stderr.splitlines() if line.startswith(("fatal", "ERROR"))] or ["failed"])[-1]"""
+_CHAPTER_SETUP = """# Set-up. In Colab this installs the course package (it keeps Colab's torch); run it again at will, after
+# a restart too. Locally, after the README's set-up, the package is already here and this does nothing.
+import importlib, importlib.util, subprocess, sys
+""" + _SETTINGS + """if importlib.util.find_spec("demucs_course") is None:
+    package = f"demucs-course @ git+{COURSE_REPO}@{COURSE_REF}"
+    run = subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], capture_output=True, text=True)
+    if run.returncode:
+        """ + _WHY + """
+        raise SystemExit(f"Set-up: cannot install {package} ({why}): check the runtime's internet connection, or set COURSE_REPO and COURSE_REF at the top of this cell")
+    importlib.invalidate_caches()"""
+_EXERCISE_SETUP = """# Set-up. In Colab this clones the course (its package, otter-grader and this exercise's tests) and moves
+# into the exercise's folder; run it again at will, after a restart too. Locally it does nothing.
+import importlib, importlib.util, os, subprocess, sys
+""" + _SETTINGS + """COURSE_DIR = <FOLDER>  # where the clone is kept
+if "google.colab" in sys.modules:
+    if not os.path.isdir(COURSE_DIR):
+        clone = ["git", "clone", "-q", "--depth", "1", "--branch", COURSE_REF, COURSE_REPO, COURSE_DIR]
+        run = subprocess.run(clone, capture_output=True, text=True)
+        if run.returncode:
+            """ + _WHY + """
+            raise SystemExit(f"Set-up: cannot clone {COURSE_REPO} at {COURSE_REF} ({why}): check the runtime's internet connection, or set COURSE_REPO and COURSE_REF at the top of this cell")
+    if importlib.util.find_spec("demucs_course") is None or importlib.util.find_spec("otter") is None:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"{COURSE_DIR}[exercises]"], check=True)
+        importlib.invalidate_caches()
+    os.chdir(os.path.join(COURSE_DIR, "exercises", <EXERCISE>))"""
 
 
 class _Figure(str):
@@ -124,29 +184,83 @@ def timer(label: str = "took"):
     print(f"{label}: {time.perf_counter() - start:.1f} s")
 
 
-def _notebooks():
-    """Chapters, and the exercise masters in ``solutions/`` (``exercises/`` is generated from those by otter)."""
-    for path in sorted((REPO_ROOT / "chapters").glob("*.ipynb")):
-        yield path, None
-    for path in sorted((REPO_ROOT / "solutions").glob("*/*.ipynb")):
-        yield path, path.parent.name
+#: The notebooks :func:`sync_setup_cells` keeps in line with ``_config.yml``, by folder.
+NOTEBOOK_FOLDERS = ("chapters", "solutions", "exercises")
 
 
-def sync_setup_cells(check: bool = False) -> list[Path]:
-    """Rewrite (or, with ``check``, only list) the notebooks whose first code cell is not the set-up cell."""
+def _notebooks(folders=NOTEBOOK_FOLDERS):
+    """Chapters, the exercise masters in ``solutions/``, and the student notebooks in ``exercises/`` (which otter
+    generates from the masters; the set-up cell is written into both so that they need no new ``otter assign``)."""
+    if "chapters" in folders:
+        for path in sorted((REPO_ROOT / "chapters").glob("*.ipynb")):
+            yield path, None
+    for folder in ("solutions", "exercises"):
+        if folder in folders:
+            for path in sorted((REPO_ROOT / folder).glob("*/*.ipynb")):
+                if path.stem == path.parent.name:
+                    yield path, path.parent.name
+
+
+#: In a chapter's Markdown, the exercise's path in backquotes after "Open", and the Colab link that follows it once
+#: :func:`sync_setup_cells` has written it: "Open `exercises/<name>/<name>.ipynb` ([open in Colab](...))".
+_EXERCISE_LINK = re.compile(r"Open `(exercises/([\w-]+)/\2\.ipynb)`( \(\[open in Colab\]\([^)\s]*\)\))?")
+
+
+def _synced(nb: dict, path: Path, exercise: str | None) -> dict:
+    """``nb`` as :func:`sync_setup_cells` wants it: the set-up cell; for a chapter, the Colab links to its
+    exercise and, for the GPU chapters, Colab's GPU runtime."""
+    nb = json.loads(json.dumps(nb))
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    cell["source"] = setup_cell_source(exercise).splitlines(keepends=True)
+    if path.parent.name == "chapters":
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "markdown":
+                text = "".join(cell["source"])
+                linked = _EXERCISE_LINK.sub(lambda m: f"Open `{m[1]}` ([open in Colab]({colab_url(m[1])}))", text)
+                if linked != text:
+                    cell["source"] = linked.splitlines(keepends=True)
+        metadata = nb.setdefault("metadata", {})
+        if path.stem in GPU_CHAPTERS:
+            metadata["accelerator"] = "GPU"
+            metadata.setdefault("colab", {})["gpuType"] = "T4"
+        else:
+            metadata.pop("accelerator", None)
+            metadata.get("colab", {}).pop("gpuType", None)
+    return nb
+
+
+def sync_setup_cells(check: bool = False, folders=NOTEBOOK_FOLDERS) -> list[Path]:
+    """Rewrite (or, with ``check``, only list) the notebooks of ``folders`` that are not in line with
+    ``_config.yml``: their first code cell must be the set-up cell; a chapter must link its exercise with
+    "Open in Colab", and a GPU chapter must ask Colab for a GPU runtime."""
+    from .grading import _stable_cell_ids
+
     drifted = []
-    for path, exercise in _notebooks():
+    for path, exercise in _notebooks(folders):
         nb = json.loads(path.read_text())
-        cell = next(c for c in nb["cells"] if c["cell_type"] == "code")
-        want = setup_cell_source(exercise)
-        if "".join(cell["source"]) != want:
+        want = _synced(nb, path, exercise)
+        if want != nb:
             drifted.append(path)
             if not check:
-                cell["source"] = want.splitlines(keepends=True)
-                path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+                path.write_text(json.dumps(want, indent=1, ensure_ascii=False) + "\n")
+                if path.parent.parent.name == "exercises":
+                    _stable_cell_ids(path)          # as `otter assign` would write it (demucs_course.grading)
     return drifted
 
 
 if __name__ == "__main__":
-    for p in sync_setup_cells():
-        print("rewrote", p)
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m demucs_course.book",
+                                     description="Write every notebook's set-up cell, Colab links and Colab runtime "
+                                                 "from _config.yml (repository.url, repository.branch).")
+    parser.add_argument("folders", nargs="*", metavar="FOLDER",
+                        help=f"which notebooks: {', '.join(NOTEBOOK_FOLDERS)} (default: all)")
+    parser.add_argument("--check", action="store_true", help="only list the notebooks that are not in line")
+    options = parser.parse_args()
+    if not set(options.folders) <= set(NOTEBOOK_FOLDERS):
+        parser.error(f"FOLDER is one of {', '.join(NOTEBOOK_FOLDERS)}")
+    paths = sync_setup_cells(check=options.check, folders=options.folders or NOTEBOOK_FOLDERS)
+    for path in paths:
+        print(("out of line: " if options.check else "rewrote ") + str(path.relative_to(REPO_ROOT)))
+    raise SystemExit(1 if options.check and paths else 0)

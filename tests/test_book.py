@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from demucs_course.book import REPO_ROOT, repository_url, setup_cell_source, sync_setup_cells
+from demucs_course.book import (GPU_CHAPTERS, REPO_ROOT, _synced, colab_url, repository_ref, repository_url,
+                                 setup_cell_source, sync_setup_cells)
 
 CHAPTERS = sorted((REPO_ROOT / "chapters").glob("*.ipynb"))
 
@@ -55,13 +56,42 @@ def test_every_notebook_starts_with_the_setup_cell_from_the_one_url():
     assert sync_setup_cells(check=True) == [], "run `python -m demucs_course.book` to rewrite the set-up cells"
     url = yaml.safe_load((REPO_ROOT / "_config.yml").read_text())["repository"]["url"]
     assert repository_url() == url.rstrip("/")
-    assert f"git+{url}" in setup_cell_source()
+    assert f"COURSE_REPO, COURSE_REF = {json.dumps(url.rstrip('/'))}" in setup_cell_source()
     host_and_name = url.split("://", 1)[-1].rstrip("/")
     tracked = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.split()
     for name in tracked:
         path = REPO_ROOT / name
         if path.suffix != ".ipynb" and name != "_config.yml" and path.is_file():
             assert host_and_name not in path.read_text(errors="ignore"), f"{name} repeats the repository URL"
+
+
+def test_each_chapter_opens_its_exercise_in_colab_and_the_gpu_chapters_ask_for_a_gpu():
+    for chapter in CHAPTERS:
+        nb = json.loads(chapter.read_text())
+        text = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+        exercise = next(p for p in (REPO_ROOT / "exercises").iterdir() if p.name[:4] == f"ch{chapter.name[:2]}")
+        target = f"exercises/{exercise.name}/{exercise.name}.ipynb"
+        assert f"[open in Colab]({colab_url(target)})" in text, f"{chapter.name}: no Colab link to {target}"
+        gpu = nb["metadata"].get("accelerator") == "GPU" and nb["metadata"].get("colab", {}).get("gpuType")
+        assert bool(gpu) == (chapter.stem in GPU_CHAPTERS), f"{chapter.name}: Colab runtime"
+    assert repository_ref() in colab_url("x.ipynb") and "/github/" in colab_url("x.ipynb")
+
+
+def test_sync_writes_the_colab_link_once_and_follows_the_url():
+    """Idempotent: a second pass changes nothing; a link written for an old address is rewritten."""
+    path = REPO_ROOT / "chapters" / "09_example.ipynb"
+    markdown = "## Exercise\n\nOpen `exercises/ch09_x/ch09_x.ipynb` and write it."
+    nb = {"cells": [{"cell_type": "markdown", "source": [markdown]},
+                    {"cell_type": "code", "source": ["print(1)"], "outputs": [], "execution_count": None}],
+          "metadata": {}}
+    once = _synced(nb, path, None)
+    link = f"Open `exercises/ch09_x/ch09_x.ipynb` ([open in Colab]({colab_url('exercises/ch09_x/ch09_x.ipynb')}))"
+    assert "".join(once["cells"][0]["source"]) == markdown.replace("Open `exercises/ch09_x/ch09_x.ipynb`", link)
+    assert "".join(once["cells"][1]["source"]) == setup_cell_source()
+    assert _synced(once, path, None) == once
+    stale = json.loads(json.dumps(once).replace("/blob/", "/blob/old-"))
+    assert stale != once and _synced(stale, path, None) == once
+    assert once["metadata"] == {}                                   # not a GPU chapter
 
 
 def test_citations_exist_in_the_bibliography():
