@@ -37,10 +37,13 @@ python_packages() {
 import sys; sys.exit(sys.version_info < (3, 10))
 PY
     local stamp="$VENV/.unmix-installed"
-    if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ requirements-nodeps.txt -nt "$stamp" ] ||
+       [ pyproject.toml -nt "$stamp" ]; then
         say "installing Python packages into $VENV"
         "$PYTHON" -m venv "$VENV"
         "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements.txt -e .
+        # reference packages for the tests, without the dependencies they declare (see the file)
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r requirements-nodeps.txt
         touch "$stamp"
     fi
 }

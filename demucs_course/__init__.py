@@ -22,6 +22,7 @@ The course package. Each module holds one concern and its docstring names the ch
 ``separate``              Chapter 8: whole-track separation and the shift trick
 ``metrics``               Chapter 9: BSS-eval v4 (SDR, ISR, SIR, SAR), equal to museval
 ``evaluate``              Chapter 9: scoring a subset, the paper's median of medians
+``spectrogram``           Chapter 10: the STFT, Open-Unmix and its multichannel Wiener filter
 ``book``                  every chapter: small helpers for the notebooks, ``glue`` for measured figures
 ``literature``            every chapter: the numbers quoted from the paper and the reference code, with sources
 ``pretrained``            Chapters 7-9: the shipped model and the command that scores its records
