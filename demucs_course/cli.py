@@ -235,9 +235,10 @@ def build_parser() -> argparse.ArgumentParser:
     grade.set_defaults(func=_grade)
 
     train = sub.add_parser("train", help="train Demucs from a preset; run again to resume from its checkpoint")
-    train.add_argument("--preset", default="tiny-cpu", choices=["tiny-cpu", "colab-t4", "paper"],
-                       help="tiny-cpu (minutes on a CPU, toy set), colab-t4 (one 16 GB GPU), paper (default tiny-cpu)")
-    train.add_argument("--data", help="toy, preview, or the MUSDB18 / MUSDB18-HQ root (needed by colab-t4 and paper)")
+    train.add_argument("--preset", default="tiny-cpu", choices=["tiny-cpu", "sampled-cpu", "colab-t4", "paper"],
+                       help="tiny-cpu (minutes on a CPU, toy set), sampled-cpu (an hour on 2 CPU cores, the sampled "
+                            "set), colab-t4 (one 16 GB GPU), paper (default tiny-cpu)")
+    train.add_argument("--data", help="toy, sampled, preview, or the MUSDB18 / MUSDB18-HQ root (needed by colab-t4 and paper)")
     train.add_argument("--epochs", type=int)
     train.add_argument("--batch-size", type=int, help="a multiple of the Remix group of 4")
     train.add_argument("--channels", type=int, help="the model's first-layer channels (the paper: 100)")

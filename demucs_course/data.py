@@ -4,6 +4,7 @@ Where the tracks come from (always read through the real ``musdb.DB``, so the co
 CI is the code that reads MUSDB18 in Colab):
 
 - ``"toy"``: the course's toy multitrack set (:mod:`demucs_course.toy`), generated on first use into a cache folder;
+- ``"sampled"``: songs played by sampled instruments (:mod:`demucs_course.sampled`), rendered on first use likewise;
 - ``"preview"``: the 7-second MUSDB18 previews that ``musdb.DB(download=True)`` fetches (for Colab);
 - a folder: your own MUSDB18 (``train/<track>.stem.mp4``) or MUSDB18-HQ (``train/<track>/mixture.wav``) root.
 
@@ -63,7 +64,7 @@ def get_musdb_tracks(source="toy", subset: str = "train", split: str | None = No
     """List the tracks of a subset as ``musdb`` track objects.
 
     Args:
-        source: ``"toy"``, ``"preview"``, or the path of a MUSDB18 / MUSDB18-HQ root.
+        source: ``"toy"``, ``"sampled"``, ``"preview"``, or the path of a MUSDB18 / MUSDB18-HQ root.
         subset: ``"train"`` or ``"test"``.
         split: with ``subset="train"``: ``"train"`` (without the validation tracks), ``"valid"`` (only them) or None
             (all). The validation tracks are the 14 musdb names for real MUSDB (musdb's own ``split``), and the names
@@ -91,13 +92,17 @@ def get_musdb_tracks(source="toy", subset: str = "train", split: str | None = No
             from .toy import ensure_toy_musdb
 
             root = ensure_toy_musdb()
+        elif isinstance(source, str) and source == "sampled":
+            from .sampled import ensure_sampled_musdb
+
+            root = ensure_sampled_musdb()
         else:
             root = Path(source).expanduser()
         if not root.is_dir():
             raise DatasetError(
                 f"The dataset root {root} does not exist. Give the folder that holds train/ and test/ "
                 "(MUSDB18-HQ: train/<track>/mixture.wav; MUSDB18: train/<track>.stem.mp4), "
-                "or use source='toy' (generated here) or source='preview' (7-second MUSDB18 previews)."
+                "or use source='toy' or 'sampled' (generated here) or source='preview' (7-second MUSDB18 previews)."
             )
         layout = _layout(root)
         if layout is None:

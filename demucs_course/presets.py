@@ -1,8 +1,9 @@
-"""Chapter 7: Training -- what defines a run, the three presets, and what a run costs before it starts.
+"""Chapter 7: Training -- what defines a run, the four presets, and what a run costs before it starts.
 
 - :class:`TrainConfig`: every setting of a run (model, data, extracts, batch, epochs, optimiser, checkpoints, device),
   stored in every checkpoint, checked by :meth:`TrainConfig.check` with errors that say what to change;
-- :data:`PRESETS` and :func:`preset`: ``tiny-cpu`` (minutes on a laptop, the toy set), ``colab-t4`` (one 16 GB GPU,
+- :data:`PRESETS` and :func:`preset`: ``tiny-cpu`` (minutes on a laptop, the toy set), ``sampled-cpu`` (about an
+  hour on 2 CPU cores, the sampled-instrument set), ``colab-t4`` (one 16 GB GPU,
   as the seed re-implementation trained) and ``paper`` (the paper's settings);
 - sizing a run before paying for it: :func:`memory_estimate` (GPU memory of one step, measured activations) and
   :func:`flops_per_example` (counted on the meta device).
@@ -43,7 +44,7 @@ class TrainConfig:
 
     Args:
         model: keyword arguments of :class:`~demucs_course.model.Demucs` (default: the tiny model, ``TINY``).
-        data: ``"toy"``, ``"preview"`` or the path of a MUSDB18 / MUSDB18-HQ root. Training uses the train split,
+        data: ``"toy"``, ``"sampled"``, ``"preview"`` or the path of a MUSDB18 / MUSDB18-HQ root. Training uses the train split,
             validation the valid split (:func:`~demucs_course.data.load_tracks`).
         segment: seconds of audio the model learns to output per extract (the paper: 10). The extracts are
             ``valid_length(segment) + shift`` samples long.
@@ -52,6 +53,8 @@ class TrainConfig:
         per_minute: random extracts per minute of track, drawn again every epoch (the seed re-implementation: 1.25).
         batch_size: extracts per step; a multiple of ``group_size``.
         group_size: the Remix group (the paper: 4).
+        repitch: the probability that an extract is played at another pitch and tempo (the paper's later
+            version: 0.2; 0: off), :class:`~demucs_course.augment.Repitch`.
         epochs: the number of epochs to reach (a resumed run continues up to it).
         lr: Adam's learning rate (the paper: 3e-4).
         loss: ``"l1"`` (the paper) or ``"l2"`` (mean squared error).
@@ -72,6 +75,7 @@ class TrainConfig:
     per_minute: float | None = None
     batch_size: int = 4
     group_size: int = 4
+    repitch: float = 0.0
     epochs: int = 10
     lr: float = 3e-4
     loss: str = "l1"
@@ -104,6 +108,8 @@ class TrainConfig:
             raise ConfigError("give exactly one of stride (seconds between extracts, the paper) or per_minute "
                              f"(random extracts per minute of track); got stride={self.stride!r}, "
                              f"per_minute={self.per_minute!r}")
+        if isinstance(self.repitch, bool) or not isinstance(self.repitch, (int, float)) or not 0 <= self.repitch <= 1:
+            raise ConfigError(f"repitch is a probability, from 0 (off) to 1, got {self.repitch!r}")
         if not self.segment > 0 or self.shift < 0 or not self.lr > 0:
             raise ConfigError(f"segment and lr must be positive and shift >= 0, got segment={self.segment!r}, "
                              f"shift={self.shift!r}, lr={self.lr!r}")
@@ -129,6 +135,10 @@ PRESETS = {
     # larger steps. Seed 0, after the same 10 epochs (590 steps): validation L1 0.258 at 3e-4, 0.228 at 1e-3.
     "tiny-cpu": TrainConfig(model=dict(TINY), data="toy", segment=3.0, shift=0.5, stride=1.0, batch_size=4,
                             epochs=20, lr=1e-3, checkpoint_dir="checkpoints/tiny-cpu", save_every_steps=50),
+    # The sampled-instrument set on 2 CPU cores (bench/train_sampled.py chose it; Chapter 7 tells how).
+    "sampled-cpu": TrainConfig(model=dict(channels=16, depth=5, lstm_layers=1), data="sampled", segment=3.0,
+                               shift=0.5, stride=None, per_minute=12.0, batch_size=4, epochs=60, lr=1e-3,
+                               checkpoint_dir="checkpoints/sampled-cpu", save_every_steps=100),
     # One 16 GB T4 (Colab's free GPU), as the seed re-implementation trained it: channels 64, batch 8, 1.25 random
     # 11-s extracts per minute of track, 240 epochs, validation every 10 epochs. Needs data=PATH (MUSDB18).
     "colab-t4": TrainConfig(model=dict(channels=64), data=None, segment=10.0, shift=1.0, stride=None,
@@ -142,7 +152,8 @@ PRESETS = {
 
 
 def preset(name: str, **overrides) -> TrainConfig:
-    """A copy of the preset ``name`` (``tiny-cpu``, ``colab-t4``, ``paper``) with some settings changed."""
+    """A copy of the preset ``name`` (``tiny-cpu``, ``sampled-cpu``, ``colab-t4``, ``paper``) with some settings
+    changed."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     values = PRESETS[name].to_dict()

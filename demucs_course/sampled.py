@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +45,7 @@ import soundfile as sf
 
 from demucs_course import SAMPLE_RATE, InputError
 from demucs_course.sampled_render import find_tools, fluidsynth_version, synthesize_track
-from demucs_course.toy import TRACK_FILES, VALID_LIST, _LOCK, _arguments, _locked, content_hash
+from demucs_course.toy import IGNORE_HASH_ENV, TRACK_FILES, VALID_LIST, _LOCK, _arguments, _locked, content_hash
 from demucs_course.toy_composition import _track_names
 
 #: The generator's version: any change that changes one sample it writes bumps it (the composer, the renderer's
@@ -52,12 +53,68 @@ from demucs_course.toy_composition import _track_names
 SAMPLED_VERSION = 1
 #: The default arguments of :func:`make_sampled_musdb` (a proposal sized by render time; see the module docstring).
 SAMPLED_DEFAULTS = dict(n_train=128, n_valid=12, n_test=24, train_seconds=30.0, test_seconds=30.0, seed=0)
+#: The content hash of the default set, and the renderer it was pinned with: FluidSynth's version and the
+#: soundfont's size. Another FluidSynth (e.g. Ubuntu's in Colab) renders slightly different samples, a different set.
+SAMPLED_HASHES = {1: dict(content_sha256="e5cba291957b2db551b842adec16a9bd097020efb0f855b916c107c8a158a308",
+                          fluidsynth="FluidSynth runtime version 2.3.1", soundfont_bytes=148_398_306)}
 MANIFEST = "sampled.json"
 _INCOMPLETE = ".sampled-incomplete"
 
 
 class SampledSetError(InputError):
     """A folder that cannot hold, or does not hold, the sampled set asked for; the message says what to do."""
+
+
+class SampledContentError(SampledSetError):
+    """The default set's audio is not what the course's records were made on, with the same renderer."""
+
+
+def _check_pinned(root: Path, manifest: dict, fresh: bool) -> None:
+    """Compare the default set's recorded hash with :data:`SAMPLED_HASHES`.
+
+    Another FluidSynth or soundfont renders another set: a warning (the course's numbers will differ a little). The
+    same renderer and another hash is an error that says what to do.
+    """
+    pinned = SAMPLED_HASHES.get(manifest.get("sampled_version"))
+    if (pinned is None or pinned["content_sha256"] is None or manifest.get("arguments") != _arguments(**SAMPLED_DEFAULTS)
+            or manifest.get("content_sha256") == pinned["content_sha256"]):
+        return
+    renderer = (manifest.get("fluidsynth"), manifest.get("soundfont", {}).get("bytes"))
+    if renderer != (pinned["fluidsynth"], pinned["soundfont_bytes"]):
+        warnings.warn(f"the sampled set in {root} was rendered by FluidSynth {renderer[0]} with a soundfont of "
+                      f"{renderer[1]} bytes; the course's records were made with FluidSynth {pinned['fluidsynth']} and "
+                      f"the FluidR3 GM soundfont of {pinned['soundfont_bytes']} bytes. Its audio differs a little, so "
+                      "scores measured on it will differ a little from the book's.", stacklevel=3)
+        return
+    message = (f"the sampled set in {root} has the content hash {manifest.get('content_sha256')}, but FluidSynth "
+               f"{renderer[0]} with this soundfont writes {pinned['content_sha256']}. ")
+    message += ("Please report it with your numpy and FluidSynth versions" if fresh else
+                "It was written by an older copy of the generator or edited since. Write it again: "
+                f"`demucs-course data sampled {root} --overwrite`, or delete the folder")
+    if os.environ.get(IGNORE_HASH_ENV, "") not in ("", "0"):
+        warnings.warn(message + f" (used anyway: {IGNORE_HASH_ENV} is set)", stacklevel=3)
+        return
+    raise SampledContentError(message + f"; to go on with this set anyway, set {IGNORE_HASH_ENV}=1.")
+
+
+def default_sampled_root() -> Path:
+    """Where :func:`ensure_sampled_musdb` keeps the default set: ``$DEMUCS_COURSE_CACHE/sampled-musdb-v{VERSION}``."""
+    cache = os.environ.get("DEMUCS_COURSE_CACHE") or Path.home() / ".cache" / "demucs_course"
+    return Path(cache).expanduser() / f"sampled-musdb-v{SAMPLED_VERSION}"
+
+
+def ensure_sampled_musdb(root=None, progress=None) -> Path:
+    """The default sampled set, rendered on first use (about 5 CPU-minutes) and reused afterwards; its folder.
+
+    This is what ``source="sampled"`` reads (:func:`demucs_course.data.get_musdb_tracks`). Safe to call from two
+    processes at once: one renders, the other waits and reuses.
+    """
+    if progress is None:
+        def progress(done, total, name):
+            if done == 1 or done % 16 == 0 or done == total:
+                print(f"rendering the sampled set: {done}/{total} songs", flush=True)
+    return make_sampled_musdb(default_sampled_root() if root is None else root, **SAMPLED_DEFAULTS,
+                              progress=progress)
 
 
 def read_manifest(root) -> dict | None:
@@ -130,6 +187,7 @@ def make_sampled_musdb(root, *, n_train: int = 128, n_valid: int = 12, n_test: i
         entries = set(os.listdir(root)) - {_LOCK}
         same = found is not None and all(found.get(k) == expected[k] for k in ("sampled_version", "arguments"))
         if same and _complete(root, found) and not overwrite:
+            _check_pinned(root, found, fresh=False)
             return root
         _refuse_foreign(root)
         if entries and not overwrite:
@@ -177,3 +235,4 @@ def _write(root: Path, manifest: dict, program: str, soundfont: Path, threads: i
     temporary.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(temporary, root / MANIFEST)
     (root / _INCOMPLETE).unlink()
+    _check_pinned(root, manifest, fresh=True)

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .augment import default_augment, mix_sources
+from .augment import Repitch, default_augment, mix_sources
 from .checkpoints import (config_differences, deterministic, rng_states, save_atomic, seed_everything, seed_worker,
                           set_rng_states)
 from .data import ExtractDataset, load_tracks, normalize
@@ -58,8 +58,11 @@ from .separate import separate_track
 
 
 def make_dataset(config: TrainConfig, model: Demucs, tracks) -> ExtractDataset:
-    """The extracts for training: ``valid_length(segment) + shift`` samples, by stride or at random per minute."""
+    """The extracts for training: ``valid_length(segment) + shift`` samples, by stride or at random per minute
+    (longer with ``config.repitch``, which cuts every extract: :meth:`~demucs_course.augment.Repitch.input_length`)."""
     length = model.valid_length(seconds_to_samples(config.segment)) + seconds_to_samples(config.shift)
+    if config.repitch > 0:
+        length = Repitch(config.repitch).input_length(length)
     if config.stride is not None:
         return ExtractDataset(tracks, length, stride=seconds_to_samples(config.stride), seed=config.seed)
     return ExtractDataset(tracks, length, per_minute=config.per_minute, seed=config.seed)
@@ -179,7 +182,7 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True, ca
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     criterion = LOSSES[config.loss]
-    augment = default_augment(seconds_to_samples(config.shift), config.group_size).to(device).train()
+    augment = default_augment(seconds_to_samples(config.shift), config.group_size, config.repitch).to(device).train()
 
     # Where to start: the beginning, or the position saved in last.pt.
     epoch, step, history, resumed = 0, 0, new_history(), None

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from demucs_course.augment import FlipChannels, FlipSign, Remix, Shift, default_augment, mix_sources
+from demucs_course.augment import (FlipChannels, FlipSign, Remix, Repitch, Shift, default_augment, mix_sources, repitch,
+                                   resample_fft, time_stretch)
 
 
 def batch(b=8, s=4, c=2, t=64, seed=0):
@@ -122,3 +123,89 @@ def test_augmentations_are_reproducible_with_the_seed():
     torch.manual_seed(5)
     b = augment(batch())
     assert torch.equal(a, b)
+
+
+# --- Repitch: pitch and tempo -------------------------------------------------------------------------------------
+
+SR = 44100
+
+
+def _sine(freq: float, seconds: float = 1.5, channels: int = 2) -> torch.Tensor:
+    t = torch.arange(int(SR * seconds), dtype=torch.float64) / SR
+    return torch.sin(2 * torch.pi * freq * t).float().expand(channels, -1).clone()
+
+
+def _peak_hz(x: torch.Tensor) -> float:
+    """The frequency of the strongest FFT bin of a (windowed) signal, refined by parabolic interpolation."""
+    spec = torch.fft.rfft(x.double() * torch.hann_window(x.shape[-1], dtype=torch.float64)).abs()
+    k = int(spec.argmax())
+    a, b, c = spec[k - 1].log(), spec[k].log(), spec[k + 1].log()
+    return (k + 0.5 * float((a - c) / (a - 2 * b + c))) * SR / x.shape[-1]
+
+
+@pytest.mark.parametrize("rate", [0.88, 0.95, 1.0 + 1e-3, 1.12, 1.5])
+def test_time_stretch_keeps_the_pitch_and_the_loudness_of_a_tone(rate):
+    x = _sine(440.0)
+    y = time_stretch(x, rate)
+    assert y.shape == (2, round(x.shape[-1] / rate))
+    steady = y[0, 4096:-4096]                        # past the frames that overlap the edges
+    assert abs(_peak_hz(steady) - 440.0) < 0.5
+    rms = steady.unfold(0, 2048, 2048).pow(2).mean(-1).sqrt()
+    assert torch.allclose(rms, torch.full_like(rms, 2 ** -0.5), atol=0.02), rms   # no phase cancellation
+
+
+def test_resample_fft_moves_a_tone_by_the_length_ratio():
+    x = _sine(1000.0)
+    y = resample_fft(x, round(x.shape[-1] / 1.1))     # played 1.1 times faster: 1100 Hz
+    assert abs(_peak_hz(y[0]) - 1100.0) < 1.0
+    assert abs(float(y[0].abs().max()) - 1) < 0.02
+
+
+@pytest.mark.parametrize("semitones,tempo", [(2, 0), (-2, 0), (0, 12), (0, -12), (1, 5), (-2, 12)])
+def test_repitch_gives_the_pitch_and_the_length_asked_for(semitones, tempo):
+    x = _sine(440.0, seconds=2.0)
+    y = repitch(x, semitones, tempo)
+    assert y.shape[-1] == round(x.shape[-1] / (1 + tempo / 100))
+    assert abs(_peak_hz(y[0, 4096:-4096]) - 440.0 * 2 ** (semitones / 12)) < 1.0
+    assert abs(float(y[0, 4096:-4096].abs().max()) - 1) < 0.03
+
+
+def test_repitch_module_cuts_every_example_to_one_length_and_changes_some():
+    torch.manual_seed(0)
+    module = Repitch(proba=0.5)
+    length = module.input_length(30_000)
+    assert module.output_length(length) >= 30_000 and module.output_length(length - 1) < 30_000
+    wav = torch.randn(8, 4, 2, length)
+    out = module.train()(wav)
+    assert out.shape == (8, 4, 2, module.output_length(length))
+    unchanged = [bool(torch.equal(out[i], wav[i, ..., :out.shape[-1]])) for i in range(8)]
+    assert 0 < sum(unchanged) < 8                    # some examples were changed, some not
+    assert torch.equal(module.eval()(wav), wav[..., :out.shape[-1]])
+    assert torch.equal(Repitch(proba=0.0).train()(wav), wav[..., :out.shape[-1]])
+
+
+def test_repitch_changes_every_source_of_an_example_alike():
+    torch.manual_seed(3)
+    tone = _sine(440.0, seconds=1.0)
+    wav = torch.stack([tone, 0.5 * tone, -tone, 0.25 * tone])[None].expand(4, -1, -1, -1).contiguous()
+    out = Repitch(proba=1.0).train()(wav)
+    for i in range(4):                                # the same stretch on each source: the ratios stay (to float32
+        torch.testing.assert_close(out[i, 1], 0.5 * out[i, 0], atol=1e-3, rtol=0)   # rounding of the phases)
+        torch.testing.assert_close(out[i, 2], -out[i, 0], atol=1e-3, rtol=0)
+    assert not torch.equal(out[0, 0], out[1, 0])      # and examples differ
+
+
+def test_repitch_rejects_bad_settings_and_input():
+    with pytest.raises(ValueError, match="proba"):
+        Repitch(proba=1.5)
+    with pytest.raises(ValueError, match="max_tempo"):
+        Repitch(max_tempo=100)
+    with pytest.raises(ValueError, match="batch"):
+        Repitch()(torch.zeros(4, 2, 1000))
+    with pytest.raises(ValueError, match="rate"):
+        time_stretch(torch.zeros(2, 1000), 0.0)
+
+
+def test_default_augment_puts_repitch_first_when_asked():
+    assert isinstance(default_augment(100, 4, repitch=0.2)[0], Repitch)
+    assert not any(isinstance(m, Repitch) for m in default_augment(100, 4))

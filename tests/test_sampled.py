@@ -14,7 +14,9 @@ import soundfile as sf
 from demucs_course import SAMPLE_RATE, SOURCES
 from demucs_course.cli import build_parser, main
 from demucs_course.data import get_musdb_tracks
-from demucs_course.sampled import MANIFEST, SAMPLED_DEFAULTS, SampledSetError, make_sampled_musdb, read_manifest
+from demucs_course.sampled import (MANIFEST, SAMPLED_DEFAULTS, SAMPLED_HASHES, SAMPLED_VERSION, SampledContentError,
+                                   SampledSetError, _check_pinned, default_sampled_root, ensure_sampled_musdb,
+                                   make_sampled_musdb, read_manifest)
 from demucs_course.sampled_composition import DRUM_CHANNEL, PROGRAMS, STYLES, compose_song, song_midi
 from demucs_course.sampled_render import SampledToolError, find_tools, render_midi
 from demucs_course.toy import content_hash
@@ -87,6 +89,38 @@ def test_the_set_has_its_pinned_hash_and_the_cli_writes_the_same_one(tiny, tmp_p
     assert content_hash(tmp_path / "again") == TINY_HASH
     assert main(["data", "sampled", str(tiny), *TINY_ARGS]) == 0   # the complete set is reused, not rendered
     assert TINY_HASH in capsys.readouterr().out
+
+
+def test_the_default_set_is_what_the_records_were_made_on(tools):
+    """The default set (rendered once, about 5 CPU-minutes; the chapters and the shipped model's record read it)."""
+    root = ensure_sampled_musdb()
+    assert root == default_sampled_root()
+    manifest = read_manifest(root)
+    pinned = SAMPLED_HASHES[SAMPLED_VERSION]
+    assert manifest["arguments"] == SAMPLED_DEFAULTS
+    if (manifest["fluidsynth"], manifest["soundfont"]["bytes"]) == (pinned["fluidsynth"], pinned["soundfont_bytes"]):
+        assert manifest["content_sha256"] == pinned["content_sha256"]
+    tracks = get_musdb_tracks("sampled", "train", split="valid")
+    assert sorted(t.name for t in tracks) == manifest["tracks"]["valid"]
+    assert len(get_musdb_tracks("sampled", "test")) == SAMPLED_DEFAULTS["n_test"]
+
+
+def test_a_hash_other_than_the_pinned_one_is_refused_or_explained(tmp_path, monkeypatch):
+    pinned = SAMPLED_HASHES[SAMPLED_VERSION]
+    manifest = {"sampled_version": SAMPLED_VERSION, "arguments": dict(SAMPLED_DEFAULTS), "content_sha256": "0" * 64,
+                "fluidsynth": pinned["fluidsynth"], "soundfont": {"bytes": pinned["soundfont_bytes"]}}
+    monkeypatch.delenv("DEMUCS_COURSE_IGNORE_TOY_HASH", raising=False)
+    with pytest.raises(SampledContentError, match="--overwrite"):          # same renderer, other audio: rewrite it
+        _check_pinned(tmp_path, manifest, fresh=False)
+    with pytest.raises(SampledContentError, match="report"):
+        _check_pinned(tmp_path, manifest, fresh=True)
+    with pytest.warns(UserWarning, match="differ a little"):               # another FluidSynth: another rendering
+        _check_pinned(tmp_path, {**manifest, "fluidsynth": "FluidSynth runtime version 2.2.5"}, fresh=True)
+    _check_pinned(tmp_path, {**manifest, "content_sha256": pinned["content_sha256"]}, fresh=True)
+    _check_pinned(tmp_path, {**manifest, "arguments": {**SAMPLED_DEFAULTS, "n_test": 2}}, fresh=True)  # not pinned
+    monkeypatch.setenv("DEMUCS_COURSE_IGNORE_TOY_HASH", "1")
+    with pytest.warns(UserWarning, match="used anyway"):
+        _check_pinned(tmp_path, manifest, fresh=False)
 
 
 def test_a_render_does_not_depend_on_the_thread_count(tools):

@@ -82,6 +82,7 @@ def test_a_batch_size_that_is_not_a_multiple_of_the_remix_group_is_refused(toy_r
     (dict(loss="sdr"), "loss must be one of"),
     (dict(data=None), "data is not set"),
     (dict(epochs=0), "epochs must be a positive integer"),
+    (dict(repitch=1.5), "repitch is a probability"),
 ])
 def test_bad_settings_say_what_to_change(toy_root, tmp_path, change, message):
     with pytest.raises(ValueError, match=message):
@@ -108,6 +109,25 @@ def test_presets():
     assert changed.model == {"channels": 48} and changed.batch_size == 4 and PRESETS["colab-t4"].batch_size == 8
     with pytest.raises(ValueError, match="unknown preset"):
         preset("v100")
+    sampled = PRESETS["sampled-cpu"]
+    sampled.check()
+    assert sampled.data == "sampled" and sampled.loss == "l1"
+
+
+def test_repitch_takes_longer_extracts_that_come_out_at_the_model_s_length(toy_root, tmp_path):
+    from demucs_course.augment import Repitch
+    from demucs_course.data import load_tracks
+    from demucs_course.model import Demucs
+    from demucs_course.presets import seconds_to_samples
+    from demucs_course.train import make_dataset
+
+    config = small_config(toy_root, tmp_path, repitch=0.2)
+    model = Demucs(**config.model)
+    tracks = load_tracks(toy_root, "train", "train")
+    plain = make_dataset(small_config(toy_root, tmp_path), model, tracks)[0].shape[-1]
+    longer = make_dataset(config, model, tracks)[0].shape[-1]
+    assert longer > plain and Repitch(0.2).output_length(longer) == plain
+    assert plain == model.valid_length(seconds_to_samples(config.segment)) + seconds_to_samples(config.shift)
 
 
 def test_device_choice():
