@@ -30,24 +30,29 @@ def _toy_data(args) -> int:
     start = time.perf_counter()
     root = make_toy_musdb(root, n_train=args.train, n_valid=args.valid, n_test=args.test,
                           train_seconds=args.train_seconds, test_seconds=args.test_seconds,
-                          seed=args.seed, overwrite=args.overwrite)
+                          seed=args.seed, overwrite=args.overwrite, progress=True)
     print(f"toy MUSDB18-HQ set in {root} ({time.perf_counter() - start:.1f} s)")
     print(content_line(root))
     return 0
 
 
 def _data_sampled(args) -> int:
+    from tqdm.auto import tqdm
+
     from .sampled import make_sampled_musdb, read_manifest
 
     start = time.perf_counter()
+    bar = tqdm(desc="rendering the sampled set", unit="song", disable=args.quiet)
 
     def progress(done, total, name):
-        if not args.quiet:
-            print(f"[{done}/{total}] {name}", flush=True)
+        bar.total = total
+        bar.set_postfix_str(name, refresh=False)
+        bar.update(done - bar.n)
 
-    root = make_sampled_musdb(args.root, n_train=args.train, n_valid=args.valid, n_test=args.test,
-                              train_seconds=args.train_seconds, test_seconds=args.test_seconds, seed=args.seed,
-                              overwrite=args.overwrite, soundfont=args.soundfont, progress=progress)
+    with bar:
+        root = make_sampled_musdb(args.root, n_train=args.train, n_valid=args.valid, n_test=args.test,
+                                  train_seconds=args.train_seconds, test_seconds=args.test_seconds, seed=args.seed,
+                                  overwrite=args.overwrite, soundfont=args.soundfont, progress=progress)
     print(f"sampled MUSDB18-HQ set in {root} ({time.perf_counter() - start:.1f} s)")
     print(f"content SHA-256: {read_manifest(root)['content_sha256']}")
     return 0
@@ -211,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     _set_size_arguments(sampled, "songs", train=128, valid=12, test=24, train_seconds=30, test_seconds=30)
     sampled.add_argument("--soundfont", help="a GM soundfont (default /usr/share/sounds/sf2/FluidR3_GM.sf2)")
     sampled.add_argument("--overwrite", action="store_true", help="replace a different sampled set already in DIR")
-    sampled.add_argument("--quiet", action="store_true", help="no line per song")
+    sampled.add_argument("--quiet", action="store_true", help="no progress bar")
     sampled.set_defaults(func=_data_sampled)
 
     tracks = sub.add_parser("tracks", help="list the tracks of a data source")

@@ -271,7 +271,8 @@ def _locked(root: Path):
 
 
 def make_toy_musdb(root, *, n_train: int = 16, n_valid: int = 2, n_test: int = 4, train_seconds: float = 20.0,
-                   test_seconds: float = 8.0, seed: int = 0, overwrite: bool = False, verify: bool = False) -> Path:
+                   test_seconds: float = 8.0, seed: int = 0, overwrite: bool = False, verify: bool = False,
+                   progress: bool = False) -> Path:
     """Write a toy multitrack set in the MUSDB18-HQ layout into the folder ``root`` and return it.
 
     Writes ``root/{train,test}/<Artist - Title>/{mixture,drums,bass,other,vocals}.wav`` (stereo, 44.1 kHz, 16-bit
@@ -287,6 +288,7 @@ def make_toy_musdb(root, *, n_train: int = 16, n_valid: int = 2, n_test: int = 4
         overwrite: replace a toy set with other arguments (or an unfinished one) that is already in ``root``.
         verify: hash the audio of a set found in ``root`` again (about 0.5 s for the default set) instead of
             trusting the hash its manifest records.
+        progress: a progress bar over the tracks while they are written.
 
     If ``root`` already holds the complete set these arguments describe, nothing is written (this takes
     milliseconds). Two processes generating the same folder at once wait for each other (a lock file).
@@ -313,7 +315,7 @@ def make_toy_musdb(root, *, n_train: int = 16, n_valid: int = 2, n_test: int = 4
     with _locked(root):  # decide again: another process may have written the set while we waited
         if _may_write(root, expected, overwrite):
             _clear(root)
-            _write(root, expected)
+            _write(root, expected, progress)
         else:
             _reuse(root, verify)
     return root
@@ -347,19 +349,22 @@ def _clear(root: Path) -> None:
         (root / name).unlink(missing_ok=True)
 
 
-def _write(root: Path, manifest: dict) -> None:
+def _write(root: Path, manifest: dict, progress: bool = False) -> None:
     """Synthesise and write every track; the manifest goes last, so an interrupted run is seen as unfinished."""
+    from tqdm.auto import tqdm
+
     (root / _INCOMPLETE).write_text("a toy set is being written here; if no process is, it was interrupted\n")
     seed = manifest["arguments"]["seed"]
     songs = {}
-    for code, subset in enumerate(("train", "test"), start=1):
-        for index, name in enumerate(manifest["tracks"][subset]):
-            audio, song = synthesize_track([seed, code, index], manifest["durations"][name])
-            folder = root / subset / name
-            folder.mkdir(parents=True)
-            for file in TRACK_FILES:
-                sf.write(str(folder / file), audio[file[:-4]], SR, subtype="PCM_16", format="WAV")
-            songs[name] = song.describe()
+    tracks = [(code, subset, index, name) for code, subset in enumerate(("train", "test"), start=1)
+              for index, name in enumerate(manifest["tracks"][subset])]
+    for code, subset, index, name in tqdm(tracks, desc="writing the toy set", unit="track", disable=not progress):
+        audio, song = synthesize_track([seed, code, index], manifest["durations"][name])
+        folder = root / subset / name
+        folder.mkdir(parents=True)
+        for file in TRACK_FILES:
+            sf.write(str(folder / file), audio[file[:-4]], SR, subtype="PCM_16", format="WAV")
+        songs[name] = song.describe()
     (root / VALID_LIST).write_text("".join(f"{name}\n" for name in manifest["tracks"]["valid"]))
     digest = content_hash(root)  # read back from the files: what is on disk is what is hashed
     _write_manifest(root, {**manifest, "content_sha256": digest, "songs": songs})

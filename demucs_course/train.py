@@ -204,8 +204,8 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True, ca
             print(f"resuming from {last_path}: epoch {epoch + 1}, after step {step}")
     global_step, first_epoch = len(history["step_loss"]), epoch
 
-    train_tracks = load_tracks(config.data, "train", "train")
-    valid_tracks = load_tracks(config.data, "train", "valid")
+    train_tracks = load_tracks(config.data, "train", "train", progress=progress)   # a full MUSDB18: minutes
+    valid_tracks = load_tracks(config.data, "train", "valid", progress=progress)
     dataset = make_dataset(config, model, train_tracks)
     if len(dataset) < config.batch_size:
         raise ConfigError(f"an epoch holds {len(dataset)} extracts, fewer than one batch of {config.batch_size}: "
