@@ -68,6 +68,18 @@ def show(obj) -> "IPython.display.Code":
     return Code(inspect.getsource(obj), language="python")
 
 
+def pages_url() -> str:
+    """The published book's address: the GitHub Pages site of :func:`repository_url` (``html.baseurl`` in
+    ``_config.yml``, where ``bash course.sh publish`` puts it)."""
+    url = repository_url()
+    prefix = "https://github.com/"
+    if not url.startswith(prefix) or url[len(prefix):].count("/") != 1:
+        raise ValueError(f"repository.url in _config.yml is {url}, not https://github.com/OWNER/NAME: GitHub Pages "
+                         "publishes only from GitHub")
+    owner, name = url[len(prefix):].split("/")
+    return f"https://{owner.lower()}.github.io/{name}/"
+
+
 #: Where the exercise set-up cell keeps the clone in Colab (a restart goes back to /content, the clone stays).
 COLAB_COURSE_DIR = "/content/unmix"
 
@@ -103,19 +115,23 @@ def setup_cell_source(exercise: str | None = None, *, url: str | None = None, re
     return template
 
 
-# The set-up cells, with <URL>, <REF>, <FOLDER> and <EXERCISE> for the values. `why` is the last line git or pip
-# wrote about the failure ("Could not resolve host", "Remote branch v2 not found"): the cell's one line quotes it.
+# The set-up cells, with <URL>, <REF>, <FOLDER> and <EXERCISE> for the values. `why` is the first line git or pip
+# wrote about the failure ("fatal: unable to access ...: Could not resolve host", "fatal: Remote branch v2 not found"):
+# the cell's one line quotes it. GIT_TERMINAL_PROMPT=0: a repository that is not there (or private) fails at once
+# instead of waiting for a user name.
 _SETTINGS = """COURSE_REPO, COURSE_REF = <URL>, <REF>  # the course repository, and the branch or tag of this book
 """
-_WHY = """why = ([line for line in run.stderr.splitlines() if line.startswith(("fatal", "ERROR"))] or ["failed"])[-1]"""
+_WHY = """why = next((line.strip() for line in run.stderr.splitlines() if line.strip().startswith(("fatal:", "ERROR:"))),
+           " ".join(run.stderr.split())[-200:])"""
 _CHAPTER_SETUP = """# Set-up. In Colab this installs the course package (it keeps Colab's torch); run it again at will, after
 # a restart too. Locally, after the README's set-up, the package is already here and this does nothing.
-import importlib, importlib.util, subprocess, sys
+import importlib, importlib.util, os, subprocess, sys
 """ + _SETTINGS + """if importlib.util.find_spec("demucs_course") is None:
     package = f"demucs-course @ git+{COURSE_REPO}@{COURSE_REF}"
-    run = subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], capture_output=True, text=True,
+                         env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
     if run.returncode:
-        """ + _WHY + """
+        """ + _WHY.replace("\n", "\n    ") + """
         raise SystemExit(f"Set-up: cannot install {package} ({why}): check the runtime's internet connection, or set COURSE_REPO and COURSE_REF at the top of this cell")
     importlib.invalidate_caches()"""
 _EXERCISE_SETUP = """# Set-up. In Colab this clones the course (its package, otter-grader and this exercise's tests) and moves
@@ -125,9 +141,9 @@ import importlib, importlib.util, os, subprocess, sys
 if "google.colab" in sys.modules:
     if not os.path.isdir(COURSE_DIR):
         clone = ["git", "clone", "-q", "--depth", "1", "--branch", COURSE_REF, COURSE_REPO, COURSE_DIR]
-        run = subprocess.run(clone, capture_output=True, text=True)
+        run = subprocess.run(clone, capture_output=True, text=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
         if run.returncode:
-            """ + _WHY + """
+            """ + _WHY.replace("\n", "\n        ") + """
             raise SystemExit(f"Set-up: cannot clone {COURSE_REPO} at {COURSE_REF} ({why}): check the runtime's internet connection, or set COURSE_REPO and COURSE_REF at the top of this cell")
     if importlib.util.find_spec("demucs_course") is None or importlib.util.find_spec("otter") is None:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"{COURSE_DIR}[exercises]"], check=True)
