@@ -17,6 +17,7 @@ Run it with ``OMP_NUM_THREADS=1`` to run two recipes side by side on a 2-core ma
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -38,14 +39,16 @@ def main() -> None:
     for name, kind in (("lr", float), ("segment", float), ("batch-size", int), ("repitch", float),
                        ("per-minute", float), ("loss", str)):
         parser.add_argument(f"--{name}", type=kind, help="a training setting (default: the preset's)")
-    parser.add_argument("--checkpoint-dir", help="where to write checkpoints (default: a temporary folder)")
+    parser.add_argument("--checkpoint-dir", help="where to write checkpoints (default: a temporary folder); a folder "
+                                                 "with a run in it is resumed")
+    parser.add_argument("--json", help="also write the settings, the curve and the last scores to this file")
     args = parser.parse_args()
 
     import torch
 
     from demucs_course.data import load_tracks
     from demucs_course.model import count_parameters
-    from demucs_course.pretrained.records import score_toy_test
+    from demucs_course.pretrained.records import score_test
     from demucs_course.presets import preset
     from demucs_course.train import train
 
@@ -62,12 +65,13 @@ def main() -> None:
           f"{args.minutes:g} min ({'CPU time' if args.cpu else 'wall clock'}), {threads} threads; {folder}", flush=True)
     tests = load_tracks("sampled", "test")
 
-    start, spent, curve = clock(), 0.0, []
+    spent, curve = 0.0, []                     # spent: training time only (scoring the test set is not counted)
     while spent < 60 * args.minutes:
         chunk = min(60 * args.eval_every, 60 * args.minutes - spent)
+        start = clock()
         result = train(config, resume=True, progress=False, time_limit=chunk, clock=clock)
-        spent = clock() - start
-        rows = score_toy_test(result.model, tests)
+        spent += clock() - start
+        rows = score_test(result.model, "sampled", tests)
         model_row, floor = rows["shipped model"], rows["best scaled mixture"]
         gains = {name: model_row[name] - floor[name] for name in model_row}
         history = result.history
@@ -82,11 +86,28 @@ def main() -> None:
             print(f"{label:22s}" + "".join(f"{scores[n]:8.2f}" for n in names))
         print(f"{'gain over best scaled':22s}" + "".join(f"{gains[n]:+8.2f}" for n in names), flush=True)
 
-    print(f"\n{count_parameters(result.model):,} parameters. Gain over the best scaled mixture against training time:")
-    print(f"{'minutes':>8s}{'steps':>7s}{'epoch':>6s}{'valid':>8s}" + "".join(f"{n:>8s}" for n in curve[0][4]))
-    for minutes, steps, epoch, valid, gains in curve:
-        print(f"{minutes:8.1f}{steps:7d}{epoch:6d}{valid:8.4f}" + "".join(f"{g:+8.2f}" for g in gains.values()))
+    if not curve:                              # --minutes 0: score the run already in --checkpoint-dir
+        from demucs_course.loading import load_checkpoint, read_checkpoint
+
+        model, history = load_checkpoint(folder), read_checkpoint(Path(folder) / "last.pt")["history"]
+        rows = score_test(model, "sampled", tests)
+    else:
+        model = result.model
+        print(f"\n{count_parameters(model):,} parameters. Gain over the best scaled mixture against training time:")
+        print(f"{'minutes':>8s}{'steps':>7s}{'epoch':>6s}{'valid':>8s}" + "".join(f"{n:>8s}" for n in curve[0][4]))
+        for minutes, steps, epoch, valid, gains in curve:
+            print(f"{minutes:8.1f}{steps:7d}{epoch:6d}{valid:8.4f}" + "".join(f"{g:+8.2f}" for g in gains.values()))
     print(f"load average over the last 15 minutes: {os.getloadavg()[2]:.1f}")
+    if args.json:
+        best = min((e for e in history["epochs"] if e["valid"] is not None), key=lambda e: e["valid"])
+        record = {"command": " ".join(sys.argv), "config": config.to_dict(), "parameters": count_parameters(model),
+                  "budget_minutes": args.minutes, "clock": "cpu" if args.cpu else "wall", "threads": threads,
+                  "steps": len(history["step_loss"]), "epochs": len(history["epochs"]), "best_epoch": best["epoch"],
+                  "best_valid": best["valid"],
+                  "curve": [dict(minutes=m, steps=n, best_epoch=e, valid=v, gain_db=g) for m, n, e, v, g in curve],
+                  "test_sdr_db": rows}
+        Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

@@ -121,6 +121,11 @@ FACTS: dict[str, Fact] = {
     "report_hours": Fact("6", "hours the re-implementation trained on one Colab GPU", "bartolini_reimplementation"),
     "report_extracts": Fact("1.25", "extracts per minute of song in the re-implementation", "bartolini_reimplementation"),
     "report_vram": Fact("16", "GB of memory of the re-implementation's Colab GPU", "bartolini_reimplementation"),
+    # the pitch and tempo augmentation of the later versions (Chapter 2, augment.Repitch)
+    "repitch_proba": Fact("0.2", "probability that an example is repitched", "defossez_demucs_repitch"),
+    "repitch_max_pitch": Fact("2", "semitones, the largest pitch change", "defossez_demucs_repitch"),
+    "repitch_max_tempo": Fact("12", "percent, the largest tempo change", "defossez_demucs_repitch"),
+    "repitch_tempo_std": Fact("5", "percent, the standard deviation of the tempo change", "defossez_demucs_repitch"),
     # the GPU a free Colab runtime lends (for estimates of time on it)
     "t4_fp32_tflops": Fact("8.1", "TFLOP/s, a T4's peak in float32", "nvidia2018t4"),
     "t4_amp_tflops": Fact("65", "TFLOP/s, a T4's peak in mixed precision (float16 on its tensor cores)",

@@ -300,3 +300,13 @@ def test_the_train_command(toy_root, tmp_path, capsys):
     assert "best validation" in capsys.readouterr().out
     assert cli_main(["train", "--preset", "tiny-cpu", "--batch-size", "6", "--checkpoint-dir", str(folder)]) == 2
     assert "multiple of the Remix group_size" in capsys.readouterr().err
+
+
+def test_a_checkpoint_written_before_a_setting_existed_resumes_with_its_default():
+    from demucs_course.checkpoints import config_differences
+
+    config = TrainConfig()
+    saved = config.to_dict()
+    del saved["repitch"]                       # written before Repitch was a setting
+    assert config_differences(saved, config) == []
+    assert config_differences(saved, TrainConfig(repitch=0.2)) == ["repitch: 0.0 -> 0.2"]
