@@ -44,7 +44,7 @@ def main() -> None:
     import torch
 
     from demucs_course.model import count_parameters
-    from demucs_course.pretrained.records import score_toy_test
+    from demucs_course.pretrained.records import score_test
     from demucs_course.presets import preset
     from demucs_course.train import train
 
@@ -77,7 +77,7 @@ def main() -> None:
 
     # the same scores as the shipped model's record (whole tracks, no shift trick)
     rows = {("tiny-cpu, trained" if label == "shipped model" else label): row
-            for label, row in score_toy_test(result.model).items()}
+            for label, row in score_test(result.model, "toy").items()}
     names = list(rows["mixture"])
     print(f"\nmedian SDR on the toy test set ({config.data}, test split), dB")
     print(f"{'':22s}" + "".join(f"{n:>8s}" for n in names))

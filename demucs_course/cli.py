@@ -138,7 +138,7 @@ def _separate(args) -> int:
         raise InputError(f"--shifts must be 0 or more (the paper uses 10, 5 does about as well), got {args.shifts}")
     mixture = load_audio(args.song)       # first, so that a bad file fails before a model is loaded
     device = pick_device(args.device)
-    model = load_pretrained(device) if args.checkpoint is None else load_checkpoint(args.checkpoint, device)
+    model = load_pretrained(device, args.model) if args.checkpoint is None else load_checkpoint(args.checkpoint, device)
     if model.sources != len(SOURCES):
         raise InputError(f"the model outputs {model.sources} sources; the separate command writes the "
                          f"{len(SOURCES)} of MUSDB18 ({', '.join(SOURCES)})")
@@ -162,8 +162,11 @@ def _evaluate(args) -> int:
         from .loading import load_checkpoint, load_pretrained, pick_device
 
         device = pick_device(args.device)
-        model = load_pretrained(device) if args.checkpoint is None else load_checkpoint(args.checkpoint, device)
-        what, label = model_estimator(model, shifts=args.shifts), f"model_shifts{args.shifts}"
+        if args.checkpoint is None:
+            model, label = load_pretrained(device, args.model), f"{args.model}_shifts{args.shifts}"
+        else:
+            model, label = load_checkpoint(args.checkpoint, device), f"model_shifts{args.shifts}"
+        what = model_estimator(model, shifts=args.shifts)
     else:
         if args.checkpoint is not None or args.shifts:
             raise InputError("--checkpoint and --shifts are for WHAT=model; a reference or a folder of estimates "
@@ -171,7 +174,10 @@ def _evaluate(args) -> int:
         what, label = name, name if name in REFERENCES else Path(name).name
     output = Path(args.output).expanduser() if args.output else Path("evaluation") / label
     start = time.perf_counter()
-    scores = evaluate(what, args.data, args.subset, output_dir=output, backend=args.backend, tracks=args.tracks,
+    from .pretrained import PRETRAINED_MODELS
+
+    data = args.data or PRETRAINED_MODELS[args.model]
+    scores = evaluate(what, data, args.subset, output_dir=output, backend=args.backend, tracks=args.tracks,
                       save_estimates=args.save_estimates, progress=not args.no_progress)
     print(format_table(aggregate(scores), f"{name} on {len(scores)} {args.subset} tracks of {args.data} "
                                           "(median over 1-s windows, then over tracks; dB)"))
@@ -197,6 +203,7 @@ def _set_size_arguments(parser, what: str, train: int, valid: int, test: int, tr
 
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
+    from .pretrained import DEFAULT_MODEL, PRETRAINED_MODELS
 
     parser = argparse.ArgumentParser(prog="demucs-course", description="Unmix: rebuild Demucs v1, chapter by chapter.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -269,8 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="output folder; the stems go to OUT/<song name>/<stem>.wav (default: separated)")
     separate.add_argument("--shifts", type=int, default=0,
                           help="the shift trick: average this many randomly shifted passes (default 0; the paper 10)")
-    separate.add_argument("--checkpoint", help="a model checkpoint (.pt, or a training folder with best.pt); "
-                                               "default: the model shipped with the course")
+    separate.add_argument("--model", default=DEFAULT_MODEL, choices=list(PRETRAINED_MODELS),
+                          help=f"the shipped model (default {DEFAULT_MODEL})")
+    separate.add_argument("--checkpoint", help="a model checkpoint (.pt, or a training folder with best.pt) instead "
+                                               "of a shipped model")
     separate.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
     separate.add_argument("--no-progress", action="store_true", help="no progress bar")
     separate.set_defaults(func=_separate)
@@ -278,9 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="score a model, a reference or a folder of estimates on a musdb subset "
                                                "(SDR, SIR, SAR, ISR as in the paper)")
     evaluate.add_argument("what", nargs="?", default="model",
-                          help="model (the shipped model, or --checkpoint), IRM2, IBM, mixture, best_scaled_mixture, "
+                          help="model (a shipped model, --model, or --checkpoint), IRM2, IBM, mixture, best_scaled_mixture, "
                                "or a folder of estimates DIR/<subset>/<track>/<source>.wav (default: model)")
-    evaluate.add_argument("--data", default="toy", help="toy, preview, or a MUSDB18 / MUSDB18-HQ root (default toy)")
+    evaluate.add_argument("--model", default=DEFAULT_MODEL, choices=list(PRETRAINED_MODELS),
+                          help=f"the shipped model to score (default {DEFAULT_MODEL})")
+    evaluate.add_argument("--data", help="toy, sampled, preview, or a MUSDB18 / MUSDB18-HQ root (default: the set "
+                                         "the --model was trained on)")
     evaluate.add_argument("--subset", default="test", choices=["test", "train"], help="default: test")
     evaluate.add_argument("-o", "--output", help="folder of the per-track scores (museval's JSON); run again to "
                                                  "resume (default: evaluation/<what>)")

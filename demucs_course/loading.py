@@ -11,7 +11,8 @@ inference never imports the training code:
 - :func:`read_checkpoint`: a checkpoint file (or a training folder's ``best.pt`` / ``last.pt``) as a dict, with
   clear errors for a missing, corrupt or foreign file;
 - :func:`load_checkpoint`: the model a checkpoint holds, rebuilt from the config stored with it;
-- :func:`load_pretrained` and :func:`pretrained_info`: the small model shipped with the course and its record.
+- :func:`load_pretrained` and :func:`pretrained_info`: the models shipped with the course and their records, by
+  name (:data:`~demucs_course.pretrained.PRETRAINED_MODELS`; ``"toy"``: trained on the toy synthesiser's set).
 """
 
 from __future__ import annotations
@@ -23,15 +24,19 @@ import torch
 
 from . import InputError
 from .model import Demucs
+from .pretrained import DEFAULT_MODEL, PRETRAINED_MODELS
 
 #: A checkpoint file's ``format`` entry: anything else is not one of ours.
 CHECKPOINT_FORMAT = "demucs-course-checkpoint"
-#: The folder of the shipped model (:func:`load_pretrained`).
+#: The folder of the shipped models (:func:`load_pretrained`).
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
-#: The shipped model's file name in :data:`PRETRAINED_DIR`.
-PRETRAINED_NAME = "demucs_toy.pt"
-#: The record beside it (:func:`pretrained_info`).
-PRETRAINED_INFO = "demucs_toy.json"
+
+
+def pretrained_path(name: str = DEFAULT_MODEL, suffix: str = ".pt") -> Path:
+    """The file of the shipped model ``name`` (``suffix=".json"``: its record)."""
+    if name not in PRETRAINED_MODELS:
+        raise InputError(f"no shipped model named {name!r}; the course ships {', '.join(PRETRAINED_MODELS)}")
+    return PRETRAINED_DIR / f"demucs_{name}{suffix}"
 
 
 class CheckpointError(InputError):
@@ -107,11 +112,12 @@ def load_checkpoint(path, device=None) -> Demucs:
     return model.to(device or "cpu").eval()
 
 
-def load_pretrained(device=None) -> Demucs:
-    """The model shipped with the course: a small Demucs trained on the toy set (see ``pretrained/README.md``)."""
-    return load_checkpoint(PRETRAINED_DIR / PRETRAINED_NAME, device)
+def load_pretrained(device=None, name: str = DEFAULT_MODEL) -> Demucs:
+    """A model shipped with the course, by name (see ``pretrained/README.md``; default
+    :data:`~demucs_course.pretrained.DEFAULT_MODEL`)."""
+    return load_checkpoint(pretrained_path(name), device)
 
 
-def pretrained_info() -> dict:
-    """The record beside the shipped model: the command, seed, data version, training time and history."""
-    return json.loads((PRETRAINED_DIR / PRETRAINED_INFO).read_text())
+def pretrained_info(name: str = DEFAULT_MODEL) -> dict:
+    """The record beside a shipped model: the command, seed, data set, training time, history and scores."""
+    return json.loads(pretrained_path(name, ".json").read_text())

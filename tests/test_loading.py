@@ -8,9 +8,9 @@ import torch
 
 from demucs_course import InputError
 from demucs_course.checkpoints import save_atomic
-from demucs_course.loading import (CHECKPOINT_FORMAT, PRETRAINED_DIR, PRETRAINED_NAME, CheckpointError,
+from demucs_course.loading import (CHECKPOINT_FORMAT, DEFAULT_MODEL, PRETRAINED_MODELS, CheckpointError,
                                    CheckpointNotFoundError, load_checkpoint, load_pretrained, pick_device,
-                                   pretrained_info)
+                                   pretrained_info, pretrained_path)
 from demucs_course.model import Demucs
 
 #: The modules that exist for training: inference and evaluation must run without importing any of them.
@@ -66,9 +66,16 @@ def test_load_checkpoint_round_trip_and_errors(tmp_path):
         load_checkpoint(tmp_path / "foreign.pt")
 
 
-def test_the_shipped_model_and_its_record():
-    assert (PRETRAINED_DIR / PRETRAINED_NAME).is_file()
-    model = load_pretrained()
+@pytest.mark.parametrize("name", list(PRETRAINED_MODELS))
+def test_the_shipped_models_and_their_records(name):
+    assert pretrained_path(name).is_file() and pretrained_path(name, ".json").is_file()
+    model = load_pretrained(name=name)
     assert isinstance(model, Demucs) and not model.training
     assert next(model.parameters()).dtype == torch.float32
-    assert isinstance(pretrained_info(), dict)
+    assert pretrained_info(name)["config"]["data"] == PRETRAINED_MODELS[name]
+
+
+def test_the_default_model_is_shipped_and_an_unknown_name_is_refused():
+    assert DEFAULT_MODEL in PRETRAINED_MODELS and pretrained_info() == pretrained_info(DEFAULT_MODEL)
+    with pytest.raises(InputError, match=f"ships {', '.join(PRETRAINED_MODELS)}"):
+        load_pretrained(name="musdb")

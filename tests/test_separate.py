@@ -339,12 +339,12 @@ def test_separate_track_rejects_one_sample_clearly_without_a_torch_warning():
 
 @pytest.fixture(scope="module")
 def left_channel(toy_root):
-    """2 s of the left channel of a toy test mixture, and the shipped model."""
+    """2 s of the left channel of a toy test mixture, and the shipped toy model."""
     from demucs_course.loading import load_pretrained
 
     path = sorted((toy_root / "test").glob("*/mixture.wav"))[0]
     left = torch.from_numpy(sf.read(path, dtype="float32", frames=2 * SAMPLE_RATE)[0][:, 0].copy())
-    return left, load_pretrained()
+    return left, load_pretrained(name="toy")
 
 
 def test_channels_that_cancel_are_separated_with_the_right_channel_inverted(left_channel, tmp_path):
