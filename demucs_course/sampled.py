@@ -25,8 +25,10 @@ of 30 s, a mean of 2.7 and 2.9 in two runs of 6 songs). FluidSynth is nearly all
 stem's render is spent loading the 148 MB soundfont. Writing a whole set, WAV files and hash included, took 3.2 and
 3.9 CPU-s per song-minute in two runs (16 songs of 30 s with ``demucs-course data sampled``: 26 and 31 CPU-s, 30 and
 37 s wall). The disk is the other cost: 51 MB per song-minute (five 16-bit stereo files). The default set, 128 train
-songs (12 of them for validation) and 24 test songs of 30 s, is 76 song-minutes: 4-5 CPU-minutes and 3.9 GB. It
-is a proposal sized by render time until a training experiment chooses the size.
+songs (12 of them for validation) and 24 test songs of 30 s, is 76 song-minutes: written with ``demucs-course data
+sampled`` in 276 s of wall clock on the 2-core machine, 202 CPU-s (FluidSynth included), 4.0 GB. Reading it into the
+training cache (:func:`demucs_course.data.load_tracks`) adds the same 4.0 GB again, as 16-bit arrays; ``musdb`` runs
+``ffprobe`` on every file when it lists a subset, about 0.06 CPU-s a file. :data:`SAMPLED_HASHES` pins its content.
 
     >>> root = make_sampled_musdb("~/sampled", n_train=4, n_test=2)      # doctest: +SKIP
     >>> mus = musdb.DB(root, is_wav=True, subsets="train")                # doctest: +SKIP
