@@ -67,7 +67,7 @@ def venv(wheel, tmp_path_factory):
     dependencies installed."""
     folder = tmp_path_factory.mktemp("venv")
     constraints = folder / "constraints.txt"
-    pins = {d.metadata["Name"].lower(): d.version for d in importlib.metadata.distributions()}
+    pins = {d.metadata["Name"].lower(): d.version for d in importlib.metadata.distributions() if d.metadata["Name"]}
     pins.pop("demucs-course", None)
     constraints.write_text("".join(f"{name}=={version}\n" for name, version in sorted(pins.items())))
     env = {**os.environ, "PIP_CONSTRAINT": str(constraints), "PIP_DISABLE_PIP_VERSION_CHECK": "1",
