@@ -12,6 +12,8 @@
 - ``demucs-course train --preset tiny-cpu``: train Demucs (Chapter 7); run it again to resume after a disconnect.
 - ``demucs-course separate SONG``: separate a song into drums, bass, other and vocals WAV files (Chapter 8).
 - ``demucs-course evaluate [model|IRM2|...|DIR]``: score separations on a musdb subset as the paper does (Chapter 9).
+- ``demucs-course serve``: the separation web app, with accounts, a job queue and worker processes (Chapter 11).
+- ``demucs-course worker``: more worker processes for it, here or on another machine (Chapter 11).
 """
 
 from __future__ import annotations
@@ -186,6 +188,88 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _web_settings(args, **limits):
+    """The web app's settings from ``serve``'s or ``worker``'s options; a clear error without the ``web`` extra."""
+    try:
+        import argon2, email_validator, fastapi, multipart, sqlalchemy, uvicorn  # noqa: F401, E401
+    except ImportError as error:
+        from . import InputError
+
+        raise InputError(f"the web app needs the package's web extra ({error.name} is missing): "
+                         "pip install 'demucs-course[web]'") from None
+    import os
+
+    from .webapp import Settings
+
+    return Settings(data_dir=args.data_dir, database_url=args.database,
+                    secret_key=os.environ.get("UNMIX_SECRET_KEY") or None, **limits)
+
+
+def _worker_options(args) -> list[str]:
+    """The ``worker`` command line options that ``serve`` passes on to its workers."""
+    options = ["--device", args.device, "--threads", str(args.threads), "--pause", str(args.pause),
+               "--stale-after", str(args.stale_after)]
+    if args.checkpoint:
+        options += ["--checkpoint", args.checkpoint]
+    return options + ["--model", args.model]
+
+
+def _check_worker_options(args) -> None:
+    from . import InputError
+
+    if args.threads < 1 or args.pause < 0 or args.stale_after <= 0:
+        raise InputError("--threads must be 1 or more, --pause 0 or more, --stale-after more than 0")
+    if args.checkpoint and not Path(args.checkpoint).expanduser().exists():
+        raise InputError(f"--checkpoint {args.checkpoint}: no such file or folder; give a .pt file written by "
+                         "demucs-course train, or a training folder with best.pt")
+
+
+def _serve(args) -> int:
+    from . import InputError
+    from .webapp.server import serve
+
+    if not 0 <= args.port <= 65535 or args.workers < 0:
+        raise InputError(f"--port must be from 0 to 65535 (0: any free port) and --workers 0 or more, got "
+                         f"{args.port} and {args.workers}")
+    _check_worker_options(args)
+    settings = _web_settings(
+        args, secure_cookies=args.secure_cookies, max_upload_bytes=int(args.max_upload_mb * 2**20),
+        max_seconds=args.max_minutes * 60, max_shifts=args.max_shifts, quota_bytes=int(args.quota_mb * 2**20),
+        max_jobs=args.max_jobs, expire_seconds=args.expire_hours * 3600, login_limit=args.login_limit,
+        signup_limit=args.signup_limit, account_limit=args.account_limit, rate_window=args.rate_window)
+    settings.prepare()
+    worker = [sys.executable, "-m", "demucs_course.cli", "worker", "--data-dir", str(settings.data_dir),
+              *(["--database", args.database] if args.database else []), *_worker_options(args)]
+    return serve(settings, host=args.host, port=args.port, workers=args.workers, worker_command=worker,
+                 stale_after=args.stale_after, log_level=args.log_level)
+
+
+def _worker(args) -> int:
+    from .webapp.worker import main_loop
+
+    _check_worker_options(args)
+    settings = _web_settings(args)
+    return main_loop(settings, checkpoint=args.checkpoint, model=args.model, device=args.device,
+                     threads=args.threads, pause=args.pause, stale_after=args.stale_after, heartbeat=args.heartbeat,
+                     poll=args.poll, parent_pid=args.parent_pid)
+
+
+def _add_worker_arguments(parser, default_model: str, models) -> None:
+    """The options of a worker process, shared by ``worker`` and ``serve`` (which passes them on)."""
+    parser.add_argument("--checkpoint", help="separate with this checkpoint (.pt, or a training folder with best.pt) "
+                                             "instead of a shipped model")
+    parser.add_argument("--model", default=default_model, choices=list(models),
+                        help=f"the shipped model (default {default_model})")
+    parser.add_argument("--device", default="auto", help="where a worker runs the model: auto (cuda, mps, cpu), cpu, cuda")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker process (default 1)")
+    parser.add_argument("--pause", type=float, default=0.0,
+                        help="seconds a worker waits after separating, before writing the stems, to watch a running "
+                             "job or stop a worker mid-job in a demonstration (default 0)")
+    parser.add_argument("--stale-after", type=float, default=30.0,
+                        help="a running job without a heartbeat for this many seconds goes back to the queue "
+                             "(default 30)")
+
+
 def _set_size_arguments(parser, what: str, train: int, valid: int, test: int, train_seconds: float,
                         test_seconds: float) -> None:
     """The options that size a data set: numbers of tracks, their lengths, the seed (``toy-data``, ``data ...``)."""
@@ -305,6 +389,45 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--save-estimates", help="also write the separated sources to this folder")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=_evaluate)
+
+    data_help = "the folder of uploads, stems, the SQLite database and the session secret (default: unmix-data)"
+    database_help = ("an SQLAlchemy URL: sqlite:///file.sqlite3 or postgresql+psycopg://user:password@host:port/db "
+                     "(default: SQLite in the data folder)")
+    serve = sub.add_parser("serve", help="the separation web app: accounts, uploads, a job queue, worker processes")
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1; 0.0.0.0: all)")
+    serve.add_argument("--port", type=int, default=8000, help="the port (default 8000; 0: any free port)")
+    serve.add_argument("--data-dir", default="unmix-data", help=data_help)
+    serve.add_argument("--database", help=database_help)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes to start and supervise (default 1; 0: run demucs-course worker yourself)")
+    _add_worker_arguments(serve, DEFAULT_MODEL, PRETRAINED_MODELS)
+    serve.add_argument("--secure-cookies", action="store_true",
+                       help="mark the session cookie Secure: set it when the service is served over HTTPS")
+    serve.add_argument("--max-upload-mb", type=float, default=100, help="the largest upload (default 100)")
+    serve.add_argument("--max-minutes", type=float, default=15, help="the longest song (default 15)")
+    serve.add_argument("--max-shifts", type=int, default=5, help="the most shifts a job may ask for (default 5)")
+    serve.add_argument("--quota-mb", type=float, default=2048, help="storage per user, uploads and stems (default 2048)")
+    serve.add_argument("--max-jobs", type=int, default=50, help="jobs kept per user (default 50)")
+    serve.add_argument("--expire-hours", type=float, default=168,
+                       help="finished jobs and their files are deleted after this many hours (default 168)")
+    serve.add_argument("--login-limit", type=int, default=30, help="log-in attempts per client address per window "
+                                                                   "(default 30)")
+    serve.add_argument("--signup-limit", type=int, default=10, help="sign-ups per client address per window (default 10)")
+    serve.add_argument("--account-limit", type=int, default=5,
+                       help="failed log-ins, and sign-ups, per e-mail address per window (default 5)")
+    serve.add_argument("--rate-window", type=float, default=900, help="the rate limits' window in seconds (default 900)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                       help="the server's log (debug: every request too; default info)")
+    serve.set_defaults(func=_serve)
+
+    worker = sub.add_parser("worker", help="a worker process for the web app: separates the queued jobs")
+    worker.add_argument("--data-dir", default="unmix-data", help=data_help)
+    worker.add_argument("--database", help=database_help)
+    _add_worker_arguments(worker, DEFAULT_MODEL, PRETRAINED_MODELS)
+    worker.add_argument("--heartbeat", type=float, default=2.0, help="seconds between heartbeats (default 2)")
+    worker.add_argument("--poll", type=float, default=0.5, help="seconds between looks at an empty queue (default 0.5)")
+    worker.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)    # serve's: stop when it is gone
+    worker.set_defaults(func=_worker)
     return parser
 
 
