@@ -191,7 +191,7 @@ def _evaluate(args) -> int:
 def _web_settings(args, **limits):
     """The web app's settings from ``serve``'s or ``worker``'s options; a clear error without the ``web`` extra."""
     try:
-        import argon2, email_validator, fastapi, multipart, sqlalchemy, uvicorn  # noqa: F401, E401
+        import argon2, email_validator, fastapi, python_multipart, sqlalchemy, uvicorn  # noqa: F401, E401
     except ImportError as error:
         from . import InputError
 
@@ -233,8 +233,8 @@ def _serve(args) -> int:
                          f"{args.port} and {args.workers}")
     _check_worker_options(args)
     settings = _web_settings(
-        args, secure_cookies=args.secure_cookies, max_upload_bytes=int(args.max_upload_mb * 2**20),
-        max_seconds=args.max_minutes * 60, max_shifts=args.max_shifts, quota_bytes=int(args.quota_mb * 2**20),
+        args, secure_cookies=args.secure_cookies, max_upload_bytes=round(args.max_upload_mb * 2**20),
+        max_seconds=args.max_minutes * 60, max_shifts=args.max_shifts, quota_bytes=round(args.quota_mb * 2**20),
         max_jobs=args.max_jobs, expire_seconds=args.expire_hours * 3600, login_limit=args.login_limit,
         signup_limit=args.signup_limit, account_limit=args.account_limit, rate_window=args.rate_window)
     settings.prepare()

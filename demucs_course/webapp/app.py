@@ -52,6 +52,8 @@ COOKIE = "unmix_session"
 SMALL_BODY = 64 * 1024
 #: Room for the multipart envelope around an upload.
 ENVELOPE = 64 * 1024
+#: How much of a refused body is read and dropped before the 413 is sent.
+DRAIN = 16 << 20
 #: The headers every answer carries: the pages run only this site's own scripts, styles and media, in no frame.
 SECURITY_HEADERS = {
     "content-security-policy": "default-src 'self'; img-src 'self' data:; media-src 'self' blob:; "
@@ -113,7 +115,18 @@ class BodyLimit:
             await self.app(scope, counted, watched)
         except _TooLarge:
             if not started:
+                await _drain(receive, DRAIN)
                 await too_large(scope, receive, send)
+
+
+async def _drain(receive, budget: int) -> None:
+    """Read and drop what a client still sends of a refused body, up to ``budget`` bytes: a client that is still
+    sending when the connection closes may otherwise lose the answer (its socket is reset)."""
+    while budget > 0:
+        message = await receive()
+        budget -= len(message.get("body", b""))
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
 
 
 class _TooLarge(Exception):
@@ -304,8 +317,8 @@ def create_app(settings: Settings) -> FastAPI:
         if count >= settings.max_jobs:
             raise HTTPException(403, f"you have {count} jobs, the most this service keeps per user: delete some")
         if used + size > settings.quota_bytes:
-            raise HTTPException(403, f"your files would take {(used + size) / 2**20:.1f} MB, over your quota of "
-                                     f"{settings.quota_bytes / 2**20:g} MB: delete some jobs")
+            raise HTTPException(403, f"your files would take {(used + size) / 2**20:.2f} MB, over your quota of "
+                                     f"{settings.quota_bytes / 2**20:.2f} MB: delete some jobs")
 
     def shifts_of(value) -> int:
         text = "0" if value is None else str(value).strip()
