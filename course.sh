@@ -83,22 +83,22 @@ system_packages() {
     if [ "${1:-}" = test ]; then browser; fi
 }
 
-browser() {   # the browser test opens built pages in headless Chromium, in a separate apt-get call
-    find_browser && return 0
+browser() {   # the browser tests: built pages in headless Chromium; the web app through chromedriver (selenium)
+    find_browser && command -v chromedriver >/dev/null 2>&1 && return 0
     local reason
     if grep -qs '^ID=ubuntu' /etc/os-release; then
         # Ubuntu's chromium-browser deb only installs a snap, which does not run in containers or WSL
-        reason="Ubuntu has no Chromium deb (its chromium-browser is a snap); install Google Chrome's deb to run it"
+        reason="Ubuntu has no Chromium deb (its chromium-browser is a snap); install Google Chrome's deb and its chromedriver to run them"
     else
-        say "installing Chromium for the browser test"
-        apt_install chromium && find_browser && return 0
-        reason="apt-get install chromium failed"
+        say "installing Chromium and chromedriver for the browser tests"
+        apt_install chromium chromium-driver && find_browser && return 0
+        reason="apt-get install chromium chromium-driver failed"
     fi
     if [ -n "${UNMIX_CI:-}" ]; then
-        say "Chromium is required in CI (UNMIX_CI is set): $reason"
+        say "Chromium and chromedriver are required in CI (UNMIX_CI is set): $reason"
         exit 1
     fi
-    say "no Chromium: the browser test will be skipped ($reason)"
+    say "no Chromium or chromedriver: the browser tests will be skipped ($reason)"
 }
 
 python_packages() {
