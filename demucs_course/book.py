@@ -205,11 +205,14 @@ NOTEBOOK_FOLDERS = ("chapters", "solutions", "exercises")
 
 
 def _notebooks(folders=NOTEBOOK_FOLDERS):
-    """Chapters, the exercise masters in ``solutions/``, and the student notebooks in ``exercises/`` (which otter
-    generates from the masters; the set-up cell is written into both so that they need no new ``otter assign``)."""
+    """Chapters (and the capstone, in ``chapters/capstone/``), the exercise masters in ``solutions/``, and the
+    student notebooks in ``exercises/`` (which otter generates from the masters; the set-up cell is written into
+    both so that they need no new ``otter assign``)."""
     if "chapters" in folders:
-        for path in sorted((REPO_ROOT / "chapters").glob("*.ipynb")):
-            yield path, None
+        chapters = REPO_ROOT / "chapters"
+        for path in sorted(chapters.glob("*.ipynb")) + sorted(chapters.glob("*/*.ipynb")):
+            if not path.parent.name.startswith("."):            # not Jupyter's .ipynb_checkpoints/
+                yield path, None
     for folder in ("solutions", "exercises"):
         if folder in folders:
             for path in sorted((REPO_ROOT / folder).glob("*/*.ipynb")):
