@@ -140,7 +140,8 @@ def export_model(checkpoint, path, *, half: bool = True, metadata: dict | None =
 
 def config_differences(saved: dict, config) -> list[str]:
     """The settings that changed since the checkpoint, other than those a resumed run may change."""
-    free = {"epochs", "checkpoint_dir", "device", "workers", "save_every_steps", "valid_every", "amp"}
+    free = {"epochs", "checkpoint_dir", "device", "workers", "save_every_steps", "valid_every", "amp",
+            "collective_timeout"}
     now = config.to_dict()
     saved = {**type(config)().to_dict(), **saved}   # a setting added since the checkpoint was written: its default
     return [f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in now if k not in free and saved.get(k) != now[k]]

@@ -10,6 +10,7 @@
 - ``demucs-course exercises [--course DIR]``: regenerate ``exercises/`` from the otter masters in ``solutions/``.
 - ``demucs-course grade SUBMISSIONS -o gradebook.csv [--course DIR]``: grade a folder of submitted exercise notebooks.
 - ``demucs-course train --preset tiny-cpu``: train Demucs (Chapter 7); run it again to resume after a disconnect.
+  On several GPUs: ``torchrun --nproc_per_node N -m demucs_course.cli train ...`` (``demucs_course.distributed``).
 - ``demucs-course separate SONG``: separate a song into drums, bass, other and vocals WAV files (Chapter 8).
 - ``demucs-course evaluate [model|IRM2|...|DIR]``: score separations on a musdb subset as the paper does (Chapter 9).
 - ``demucs-course serve``: the separation web app, with accounts, a job queue and worker processes (Chapter 11).
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import linecache
+import os
 import sys
 import time
 from pathlib import Path
@@ -112,18 +114,27 @@ def _train(args) -> int:
     settings = {"data": args.data, "epochs": args.epochs, "batch_size": args.batch_size, "loss": args.loss,
                 "checkpoint_dir": args.checkpoint_dir, "seed": args.seed, "device": args.device, "lr": args.lr,
                 "segment": args.segment, "shift": args.shift, "workers": args.workers,
-                "save_every_steps": args.save_every, "repitch": args.repitch}
+                "save_every_steps": args.save_every, "repitch": args.repitch,
+                "collective_timeout": args.collective_timeout, "augment": False if args.no_augment else None}
     overrides = {name: value for name, value in settings.items() if value is not None}
     if args.channels is not None:
         overrides["model"] = {"channels": args.channels}
     config = preset(args.preset, **overrides)
+    run = train
+    if "TORCHELASTIC_ERROR_FILE" in os.environ:       # under torchrun: it reports this process's error, if any
+        from torch.distributed.elastic.multiprocessing.errors import record
+
+        run = record(train)
     try:
-        result = train(config, resume=not args.no_resume, progress=not args.no_progress,
-                       time_limit=None if args.minutes is None else 60 * args.minutes)
+        result = run(config, resume=not args.no_resume, progress=not args.no_progress,
+                     time_limit=None if args.minutes is None else 60 * args.minutes)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: run the same command again to resume from {config.checkpoint_dir}/last.pt",
-              file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":
+            print(f"\ninterrupted: run the same command again to resume from {config.checkpoint_dir}/last.pt",
+                  file=sys.stderr)
         return 130
+    if result.rank != 0:                               # under torchrun, rank 0 reports
+        return 0
     best = result.best
     print(f"best validation {config.loss.upper()} {best['valid']:.4f} at epoch {best['epoch']}, "
           f"model in {result.checkpoint_dir / 'best.pt'} ({result.seconds:.0f} s)")
@@ -336,7 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "set), colab-t4 (one 16 GB GPU), paper (default tiny-cpu)")
     train.add_argument("--data", help="toy, sampled, preview, or the MUSDB18 / MUSDB18-HQ root (needed by colab-t4 and paper)")
     train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int, help="a multiple of the Remix group of 4")
+    train.add_argument("--batch-size", type=int, help="a multiple of the Remix group of 4; global: under torchrun "
+                       "with N processes each takes 1/N of every batch")
     train.add_argument("--channels", type=int, help="the model's first-layer channels (the paper: 100)")
     train.add_argument("--loss", choices=["l1", "l2"])
     train.add_argument("--lr", type=float, help="Adam's learning rate (the presets: 1e-3 for tiny-cpu, else 3e-4)")
@@ -344,11 +356,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--shift", type=float, help="seconds of room for the Shift augmentation (the paper: 1)")
     train.add_argument("--repitch", type=float,
                        help="probability of a pitch and tempo change per extract (the paper's v2: 0.2; 0: off)")
+    train.add_argument("--no-augment", action="store_true",
+                       help="no random augmentation (FlipSign, FlipChannels, Shift, Remix; and --repitch 0)")
     train.add_argument("--checkpoint-dir", help="the folder of last.pt and best.pt (Colab: a folder on Drive)")
     train.add_argument("--save-every", type=int, help="also checkpoint every N steps")
     train.add_argument("--workers", type=int, help="DataLoader worker processes")
     train.add_argument("--seed", type=int)
     train.add_argument("--device", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, mps")
+    train.add_argument("--collective-timeout", type=float,
+                       help="under torchrun: seconds a process waits for the others before it stops (default 600)")
     train.add_argument("--minutes", type=float, help="stop after the last epoch that fits in this many minutes")
     train.add_argument("--no-resume", action="store_true", help="start again, overwriting the folder's checkpoints")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -5,8 +5,8 @@
 - :data:`PRESETS` and :func:`preset`: ``tiny-cpu`` (minutes on a laptop, the toy set), ``sampled-cpu`` (about an
   hour on 2 CPU cores, the sampled-instrument set), ``colab-t4`` (one 16 GB GPU,
   as the seed re-implementation trained) and ``paper`` (the paper's settings);
-- sizing a run before paying for it: :func:`memory_estimate` (GPU memory of one step, measured activations) and
-  :func:`flops_per_example` (counted on the meta device).
+- sizing a run before paying for it: :func:`memory_estimate` (GPU memory of one step, measured activations),
+  :func:`flops_per_example` (counted on the meta device) and :func:`extracts_per_epoch` (the work of an epoch).
 
 The loop that runs a config is :func:`demucs_course.train.train`; its checkpoints are :mod:`demucs_course.checkpoints`.
 """
@@ -51,10 +51,15 @@ class TrainConfig:
         shift: seconds of room for the Shift augmentation (the paper: 1).
         stride: seconds between extracts, every extract of every track (the paper: 1). Give stride or per_minute.
         per_minute: random extracts per minute of track, drawn again every epoch (the seed re-implementation: 1.25).
-        batch_size: extracts per step; a multiple of ``group_size``.
+        batch_size: extracts per optimizer step, a multiple of ``group_size``. Global: under ``torchrun`` with N
+            processes each takes ``batch_size / N`` of them (a multiple of ``group_size`` too), and the step is the
+            one a single process would take with the whole batch (:mod:`demucs_course.distributed`).
         group_size: the Remix group (the paper: 4).
         repitch: the probability that an extract is played at another pitch and tempo (the paper's later
             version: 0.2; 0: off), :class:`~demucs_course.augment.Repitch`.
+        augment: the random augmentations of Chapter 2 (FlipSign, FlipChannels, Shift, Remix). False: none; Shift
+            then keeps the first window of each extract, and ``repitch`` must be 0. For comparisons that need the
+            same batches whatever draws the random numbers (the tests of distributed training).
         epochs: the number of epochs to reach (a resumed run continues up to it).
         lr: Adam's learning rate (the paper: 3e-4).
         loss: ``"l1"`` (the paper) or ``"l2"`` (mean squared error).
@@ -65,6 +70,9 @@ class TrainConfig:
         seed: seeds torch, numpy, python's random, the batch order and the augmentations.
         device: ``"auto"`` (cuda, then mps, then cpu) or a torch device name.
         amp: mixed precision (float16 autocast and a gradient scaler) when the device is CUDA; ignored elsewhere.
+        collective_timeout: under ``torchrun``, the seconds a process waits for the others at an exchange
+            (gradients, losses, a checkpoint being written) before it stops with an error: a process that hangs
+            stops the run instead of blocking it forever.
     """
 
     model: dict = dataclasses.field(default_factory=lambda: dict(TINY))
@@ -76,6 +84,7 @@ class TrainConfig:
     batch_size: int = 4
     group_size: int = 4
     repitch: float = 0.0
+    augment: bool = True
     epochs: int = 10
     lr: float = 3e-4
     loss: str = "l1"
@@ -86,6 +95,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True
+    collective_timeout: float = 600.0
 
     def check(self) -> None:
         """Raise a :class:`ConfigError` (a ValueError) that says what to change when the settings cannot train."""
@@ -110,6 +120,13 @@ class TrainConfig:
                              f"per_minute={self.per_minute!r}")
         if isinstance(self.repitch, bool) or not isinstance(self.repitch, (int, float)) or not 0 <= self.repitch <= 1:
             raise ConfigError(f"repitch is a probability, from 0 (off) to 1, got {self.repitch!r}")
+        if not isinstance(self.augment, bool):
+            raise ConfigError(f"augment is True or False, got {self.augment!r}")
+        if not self.augment and self.repitch > 0:
+            raise ConfigError(f"repitch ({self.repitch!r}) is an augmentation: set repitch=0 with augment=False")
+        if isinstance(self.collective_timeout, bool) or not isinstance(self.collective_timeout, (int, float)) \
+                or not self.collective_timeout > 0:
+            raise ConfigError(f"collective_timeout is a number of seconds > 0, got {self.collective_timeout!r}")
         if not self.segment > 0 or self.shift < 0 or not self.lr > 0:
             raise ConfigError(f"segment and lr must be positive and shift >= 0, got segment={self.segment!r}, "
                              f"shift={self.shift!r}, lr={self.lr!r}")
@@ -146,6 +163,12 @@ PRESETS = {
                             save_every_steps=20, valid_every=10),
     # The paper: channels 100, batch 64, 120 epochs, every 11-s extract with a 1-s stride. It trained on 16 V100
     # 32 GB GPUs (the seed report; 8 in the code); one GPU cannot hold batch 64. Needs data=PATH (MUSDB18).
+    # On 8 GPUs, as v1's code says, e.g. 2 machines x 4: batch 64 is global, 8 extracts per GPU, workers per GPU,
+    #   torchrun --nnodes 2 --nproc_per_node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29500 \
+    #       -m demucs_course.cli train --preset paper --data PATH       (on both machines; demucs_course.distributed)
+    # bench/slurm_paper.sh is that job under SLURM. Its time is an estimate, not a measurement (no GPU ran it):
+    # bench/paper_estimate.py divides the FLOPs of 120 epochs by rates assumed from the V100's datasheet peaks,
+    # or by a per-GPU throughput that bench/gpu_check.py measures.
     "paper": TrainConfig(model=dict(channels=100), data=None, segment=10.0, shift=1.0, stride=1.0, batch_size=64,
                          epochs=120, workers=8, checkpoint_dir="checkpoints/paper", save_every_steps=100),
 }
@@ -211,6 +234,27 @@ def memory_estimate(config: TrainConfig, *, measure_seconds: float = 1.0) -> dic
                 "adam": 8 * parameters / gib, "activations_fp32": activations / gib,
                 "activations_amp": (0.55 * activations + 2 * parameters) / gib}
     return estimate
+
+
+def extract_samples(config: TrainConfig, model: Demucs) -> int:
+    """Samples of one training extract: ``valid_length(segment) + shift``, longer with ``config.repitch`` (which
+    cuts every extract: :meth:`~demucs_course.augment.Repitch.input_length`)."""
+    from .augment import Repitch
+
+    length = model.valid_length(seconds_to_samples(config.segment)) + seconds_to_samples(config.shift)
+    return Repitch(config.repitch).input_length(length) if config.repitch > 0 else length
+
+
+def extracts_per_epoch(config: TrainConfig, track_samples) -> int:
+    """The extracts of one epoch of ``config`` over tracks of ``track_samples`` samples each, counted as
+    :class:`~demucs_course.data.ExtractDataset` cuts them: one every ``stride`` wherever a whole extract fits (at
+    least one per track), or ``round(minutes * per_minute)`` per track (at least one). The batches of an epoch are
+    ``extracts // batch_size``."""
+    with torch.device("meta"):
+        length = extract_samples(config, Demucs(**config.model))
+    if config.stride is not None:
+        return sum(len(range(0, max(0, n - length) + 1, seconds_to_samples(config.stride))) for n in track_samples)
+    return sum(max(1, round(n / SAMPLE_RATE / 60 * config.per_minute)) for n in track_samples)
 
 
 def flops_per_example(model_kwargs: dict, seconds: float) -> float:

@@ -27,10 +27,14 @@ Files in ``config.checkpoint_dir``:
 - ``best.pt``: the weights of the epoch with the best validation loss, with the config and history (what
   :func:`~demucs_course.loading.load_checkpoint` loads).
 
+The same loop runs under ``torchrun`` on several GPUs or machines (``config.batch_size`` is then the global batch,
+shared by the processes): :mod:`demucs_course.distributed` holds what that changes.
+
 This module is the loop: the batches of an epoch, one step, validation, :func:`train` and the loss curves. Around it,
-in Chapter 7 too: :mod:`demucs_course.presets` (the config, the presets, sizing a run) and
-:mod:`demucs_course.checkpoints` (atomic writes, random states, export). Loading a model and picking a device are
-not training: they live in :mod:`demucs_course.loading`, and the paper's median SDR in :mod:`demucs_course.evaluate`.
+in Chapter 7 too: :mod:`demucs_course.presets` (the config, the presets, sizing a run),
+:mod:`demucs_course.checkpoints` (atomic writes, random states, export) and :mod:`demucs_course.distributed`.
+Loading a model and picking a device are not training: they live in :mod:`demucs_course.loading`, and the paper's
+median SDR in :mod:`demucs_course.evaluate`.
 """
 
 from __future__ import annotations
@@ -43,13 +47,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .augment import Repitch, default_augment, mix_sources
+from .augment import default_augment, mix_sources
 from .checkpoints import (config_differences, deterministic, rng_states, save_atomic, seed_everything, seed_worker,
                           set_rng_states)
 from .data import ExtractDataset, load_tracks, normalize
-from .loading import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, pick_device, read_checkpoint
+from .distributed import join, rank_seed
+from .loading import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, read_checkpoint
 from .model import Demucs, center_trim
-from .presets import LOSSES, ConfigError, TrainConfig, seconds_to_samples
+from .presets import LOSSES, ConfigError, TrainConfig, extract_samples, seconds_to_samples
 from .separate import separate_track
 
 # --------------------------------------------------------------------------------------------------------------
@@ -58,11 +63,9 @@ from .separate import separate_track
 
 
 def make_dataset(config: TrainConfig, model: Demucs, tracks) -> ExtractDataset:
-    """The extracts for training: ``valid_length(segment) + shift`` samples, by stride or at random per minute
-    (longer with ``config.repitch``, which cuts every extract: :meth:`~demucs_course.augment.Repitch.input_length`)."""
-    length = model.valid_length(seconds_to_samples(config.segment)) + seconds_to_samples(config.shift)
-    if config.repitch > 0:
-        length = Repitch(config.repitch).input_length(length)
+    """The extracts for training, by stride or at random per minute: ``valid_length(segment) + shift`` samples
+    (:func:`~demucs_course.presets.extract_samples`)."""
+    length = extract_samples(config, model)
     if config.stride is not None:
         return ExtractDataset(tracks, length, stride=seconds_to_samples(config.stride), seed=config.seed)
     return ExtractDataset(tracks, length, per_minute=config.per_minute, seed=config.seed)
@@ -133,12 +136,16 @@ def validate(model, tracks, criterion, device) -> float:
 
 @dataclasses.dataclass
 class TrainResult:
-    """What :func:`train` returns: the best model (eval mode), the history and where the checkpoints are."""
+    """What :func:`train` returns: the best model (eval mode), the history and where the checkpoints are; under
+    ``torchrun``, this process's ``rank`` of ``world_size`` (only rank 0 holds the best model: the others hold the
+    weights as training left them)."""
 
     model: Demucs
     history: dict
     checkpoint_dir: Path
     seconds: float
+    rank: int = 0
+    world_size: int = 1
 
     @property
     def best(self) -> dict:
@@ -168,21 +175,35 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True, ca
     measures it: the wall clock by default; ``time.process_time`` (this process's CPU time, all its threads) is
     fairer on a machine shared with other work.
 
+    Under ``torchrun`` every process runs this function (:mod:`demucs_course.distributed`); ``callback`` is called
+    in each, ``progress`` and the checkpoints are rank 0's, and ``checkpoint_dir`` must be a folder they all see.
+
     Returns a :class:`TrainResult` whose model is the best one by validation loss.
     """
     config.check()
+    with join(config) as (group, device):
+        with group.guard(Path(config.checkpoint_dir).expanduser()):
+            return _train(config, group, device, resume=resume, progress=progress and group.is_main,
+                          callback=callback, time_limit=time_limit, clock=clock)
+
+
+def _train(config, group, device, *, resume, progress, callback, time_limit, clock) -> TrainResult:
+    """:func:`train` in one process of ``group`` (one process: the whole run)."""
     started, clock_started = time.perf_counter(), clock()
-    device = pick_device(config.device)
     amp = config.amp and device.type == "cuda"
     folder = Path(config.checkpoint_dir).expanduser()
     last_path, best_path = folder / "last.pt", folder / "best.pt"
 
     seed_everything(config.seed)
-    model = Demucs(**config.model).to(device)          # the seed fixes the initial weights
+    model = Demucs(**config.model).to(device)          # the seed fixes the initial weights (the same in every process)
+    if group.rank > 0:
+        seed_everything(rank_seed(config.seed, group.rank))   # its own augmentations; rank 0 goes on with the seed's
+    net = group.wrap(model, device)                   # several processes: DDP averages their gradients
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     criterion = LOSSES[config.loss]
-    augment = default_augment(seconds_to_samples(config.shift), config.group_size, config.repitch).to(device).train()
+    augment = default_augment(seconds_to_samples(config.shift), config.group_size, config.repitch).to(device)
+    augment.train(config.augment)                      # eval(): no random augmentation, Shift keeps the first window
 
     # Where to start: the beginning, or the position saved in last.pt.
     epoch, step, history, resumed = 0, 0, new_history(), None
@@ -203,24 +224,42 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True, ca
         if progress:
             print(f"resuming from {last_path}: epoch {epoch + 1}, after step {step}")
     global_step, first_epoch = len(history["step_loss"]), epoch
+    if len(set(group.gather((epoch, step, global_step)))) > 1:
+        raise CheckpointError(f"the processes of this run found different checkpoints in {folder}: checkpoint_dir "
+                              "must be one folder that every process sees (on several machines, a shared file system)")
 
-    train_tracks = load_tracks(config.data, "train", "train", progress=progress)   # a full MUSDB18: minutes
-    valid_tracks = load_tracks(config.data, "train", "valid", progress=progress)
+    def read_data():                                   # a full MUSDB18: minutes, the first time
+        return (load_tracks(config.data, "train", "train", progress=progress),
+                load_tracks(config.data, "train", "valid", progress=progress))
+
+    train_tracks, valid_tracks = group.rank_0_first(read_data)   # rank 0 fills the cache, the others read it
     dataset = make_dataset(config, model, train_tracks)
     if len(dataset) < config.batch_size:
         raise ConfigError(f"an epoch holds {len(dataset)} extracts, fewer than one batch of {config.batch_size}: "
                          "lower batch_size, or take more extracts (a smaller stride or a larger per_minute)")
 
     def save_last(epoch: int, step: int, batches, epoch_losses) -> None:
-        """last.pt: everything needed to continue after ``step`` batches of ``epoch`` (0-based)."""
-        save_atomic({"format": CHECKPOINT_FORMAT, "kind": "training", "config": config.to_dict(),
-                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scaler": scaler.state_dict() if amp else {}, "epoch": epoch, "step": step,
-                     "epoch_losses": list(epoch_losses), "rng": rng_states(),
-                     "data": {"epoch": epoch, "batches": batches}, "history": history}, last_path)
+        """last.pt: everything needed to continue after ``step`` batches of ``epoch`` (0-based); written by rank 0,
+        with the random states of every rank."""
+        rng = group.gather(rng_states())
+        if group.is_main:
+            save_atomic({"format": CHECKPOINT_FORMAT, "kind": "training", "config": config.to_dict(),
+                         "world_size": group.world_size, "global_batch": config.batch_size,
+                         "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scaler": scaler.state_dict() if amp else {}, "epoch": epoch, "step": step,
+                         "epoch_losses": list(epoch_losses), "rng": rng,
+                         "data": {"epoch": epoch, "batches": batches}, "history": history}, last_path)
 
-    if resumed is not None:
-        set_rng_states(resumed["rng"])                 # last: the next draw is the one the saved run would make
+    if resumed is not None:                            # last: the next draw is the one the saved run would make
+        saved_rng = resumed["rng"] if isinstance(resumed["rng"], list) else [resumed["rng"]]   # older: one process
+        if len(saved_rng) == group.world_size:
+            set_rng_states(saved_rng[group.rank])
+        else:                                          # another world size: the same steps, new augmentations
+            seed_everything(rank_seed(config.seed, group.rank, global_step))
+            if progress:
+                print(f"the checkpoint was written by {len(saved_rng)} process(es), this run has "
+                      f"{group.world_size}: the weights, the batches and the position continue; the augmentations "
+                      "are drawn anew")
     with deterministic(device):
         while epoch < config.epochs:
             epoch_start = time.perf_counter()
@@ -230,10 +269,12 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True, ca
             else:
                 batches, epoch_losses = epoch_batches(len(dataset), config.batch_size, config.seed, epoch), []
             resumed = None
-            loader = make_loader(dataset, batches[step:], config, epoch, device)
+            shares = [group.share(batch) for batch in batches[step:]]   # this process's part of each batch
+            loader = make_loader(dataset, shares, config, epoch, device)
             bar = _progress(loader, progress, f"epoch {epoch + 1}/{config.epochs}", len(batches), step)
             for batch in bar:
-                loss = train_step(model, batch, augment, optimizer, scaler, criterion, device, amp)
+                loss = train_step(net, batch, augment, optimizer, scaler, criterion, device, amp)
+                loss = group.mean(loss)                # the global batch's loss
                 if not math.isfinite(loss):
                     raise FloatingPointError(
                         f"the training loss became {loss} at epoch {epoch + 1}, step {step + 1}; lower the learning "
@@ -250,17 +291,20 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True, ca
                     callback({"epoch": epoch, "step": step, "global_step": global_step, "loss": loss})
 
             record = {"epoch": epoch + 1, "train": float(np.mean(epoch_losses)), "valid": None, "best": False,
-                      "train_seconds": time.perf_counter() - epoch_start}
+                      "train_seconds": time.perf_counter() - epoch_start, "world_size": group.world_size}
             done, elapsed = epoch + 1 - first_epoch, clock() - clock_started
             out_of_time = time_limit is not None and elapsed + elapsed / done > time_limit   # one more would overrun
+            out_of_time = group.broadcast(out_of_time)      # rank 0's clock decides for all
             if (epoch + 1) % config.valid_every == 0 or epoch + 1 == config.epochs or out_of_time:
                 best = min((e["valid"] for e in history["epochs"] if e["valid"] is not None), default=math.inf)
-                record["valid"] = validate(model, valid_tracks, criterion, device)
+                record["valid"] = group.mean_over(valid_tracks, lambda tracks: validate(model, tracks, criterion,
+                                                                                         device))
                 record["best"] = record["valid"] < best
             record["seconds"] = time.perf_counter() - epoch_start
             history["epochs"].append(record)
-            if record["best"]:                         # keep the best model by validation
+            if record["best"] and group.is_main:       # keep the best model by validation
                 save_atomic({"format": CHECKPOINT_FORMAT, "kind": "model", "config": config.to_dict(),
+                             "world_size": group.world_size, "global_batch": config.batch_size,
                              "model": {k: v.cpu() for k, v in model.state_dict().items()},
                              "history": history, "epoch": epoch + 1}, best_path)
             if progress:
@@ -271,8 +315,9 @@ def train(config: TrainConfig, *, resume: bool = True, progress: bool = True, ca
             if out_of_time:
                 break
 
-    model = load_checkpoint(best_path, device)
-    return TrainResult(model, history, folder, time.perf_counter() - started)
+    group.barrier()                                    # rank 0 has written its last checkpoint
+    model = load_checkpoint(best_path, device) if group.is_main else model.eval()
+    return TrainResult(model, history, folder, time.perf_counter() - started, group.rank, group.world_size)
 
 
 def _progress(loader, enabled: bool, description: str, total: int, done: int):
