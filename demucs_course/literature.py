@@ -131,6 +131,10 @@ FACTS: dict[str, Fact] = {
     "t4_amp_tflops": Fact("65", "TFLOP/s, a T4's peak in mixed precision (float16 on its tensor cores)",
                           "nvidia2018t4"),
     "t4_gb": Fact("16", "GB of memory of a T4", "nvidia2018t4"),
+    # the GPU v1 was trained on (for the paper preset's estimate on 8 of them)
+    "v100_fp32_tflops": Fact("15.7", "TFLOP/s, a V100's (SXM2) peak in float32", "nvidia_v100"),
+    "v100_tensor_tflops": Fact("125", "TFLOP/s, a V100's (SXM2) peak in mixed precision on its tensor cores",
+                               "nvidia_v100"),
     # the reference code
     "params_64": Fact("265,679,496", "parameters of Demucs v1 at channels 64", "defossez2019demucs_code"),
     "params_100": Fact("648,548,208", "parameters of Demucs v1 at channels 100", "defossez2019demucs_code"),
