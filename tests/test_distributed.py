@@ -172,6 +172,7 @@ def test_two_processes_take_the_steps_of_one_process_with_the_same_global_batch(
     assert (two["world_size"], two["global_batch"], one["world_size"], one["global_batch"]) == (2, 4, 1, 4)
     assert read_checkpoint(two_processes / "best.pt")["world_size"] == 2
     assert len(two["rng"]) == 2 and [e["world_size"] for e in two["history"]["epochs"]] == [2, 2]
+    assert not torch.equal(two["rng"][0]["torch"], two["rng"][1]["torch"]), "each rank draws its own numbers"
 
 
 def test_a_run_resumes_at_another_world_size(toy_root, one_process, two_processes, tmp_path):
