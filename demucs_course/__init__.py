@@ -12,20 +12,22 @@ The course package. Each module holds one concern and its docstring names the ch
 ``audio``                 Chapter 1: loading audio, players, waveform and spectrogram figures
 ``oracles``               Chapter 1: the IRM and IBM oracle estimates
 ``data``                  Chapter 2: musdb tracks, normalisation, the extract dataset
-``augment``               Chapter 2: FlipSign, FlipChannels, Shift, Remix
+``augment``               Chapter 2: FlipSign, FlipChannels, Shift, Remix, and Repitch (pitch and tempo)
 ``model``                 Chapters 3-6: Demucs v1
 ``ablation``              Chapters 3 and 6: short seeded training runs, their spread over seeds
 ``presets``               Chapter 7: the training config, the presets, sizing a run
 ``checkpoints``           Chapter 7: atomic checkpoints, random states, export
 ``train``                 Chapter 7: the training loop
+``distributed``           Chapter 7: training on several processes and GPUs under torchrun
 ``loading``               Chapters 7-9: pick the device, load a checkpoint or the shipped model
 ``separate``              Chapter 8: whole-track separation and the shift trick
 ``metrics``               Chapter 9: BSS-eval v4 (SDR, ISR, SIR, SAR), equal to museval
 ``evaluate``              Chapter 9: scoring a subset, the paper's median of medians
 ``spectrogram``           Chapter 10: the STFT, Open-Unmix and its multichannel Wiener filter
+``capstone``              the capstone: separate your own song, listen, re-mix it
 ``book``                  every chapter: small helpers for the notebooks, ``glue`` for measured figures
 ``literature``            every chapter: the numbers quoted from the paper and the reference code, with sources
-``pretrained``            Chapters 7-9: the shipped model and the command that scores its records
+``pretrained``            Chapters 7-9: the shipped models and the command that scores their records
 ``grading``               the exercises: the ``grade`` command over otter
 ``cli``                   every chapter: the ``demucs-course`` command
 ========================  ==========================================================
