@@ -3,6 +3,8 @@
 :class:`Client` is all a script needs: an ``httpx.Client`` keeps the session cookie, and the CSRF token that
 sign-up or log-in returns goes into the ``X-CSRF-Token`` header of every state-changing request.
 
+:func:`load_test` has many users upload at once and measures the API's latencies.
+
 :func:`start_server` and :func:`start_worker` run ``demucs-course serve`` and ``demucs-course worker`` as child
 processes, on the loopback interface and a free port by default, their output in log files: the chapter and the
 tests start real services with them, and :meth:`Service.stop` (SIGTERM, as systemd or Ctrl-C would) or
@@ -11,11 +13,13 @@ tests start real services with them, and :meth:`Service.stop` (SIGTERM, as syste
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +123,74 @@ class Client:
 
     def delete(self, job_id: str) -> None:
         self._checked(self.http.delete(f"/api/jobs/{job_id}", headers=self._csrf()), 204)
+
+
+def percentile(values, q: float) -> float:
+    """The ``q``-th percentile (0-100) of ``values`` by the nearest rank: a value that was measured."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("percentile of no values")
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+@dataclass
+class LoadResult:
+    """What :func:`load_test` measured: the seconds from the first sign-up to the last stem, each API call's latency
+    by kind (signup, upload, status, stem), each user's job as it ended and the jobs each user's list showed."""
+
+    seconds: float
+    latencies: dict[str, list[float]]
+    jobs: dict[str, dict]
+    listed: dict[str, list[str]]
+    errors: list[str]
+
+    def table(self) -> dict[str, dict[str, float]]:
+        """Per kind of call: how many, and the p50 and p95 latency in milliseconds."""
+        return {kind: {"calls": len(values), "p50 ms": 1000 * percentile(values, 50),
+                       "p95 ms": 1000 * percentile(values, 95)} for kind, values in self.latencies.items() if values}
+
+
+def load_test(url: str, song, *, users: int = 20, password: str = "load test password", prefix: str = "load",
+              poll: float = 0.2, timeout: float = 300.0) -> LoadResult:
+    """``users`` clients at once, one thread each: sign up, wait for all the others, upload ``song`` at the same
+    moment, poll until the job is done or failed, download one stem. Nothing is asserted here: the result says
+    what happened (a test or a chapter then checks it)."""
+    latencies = {"signup": [], "upload": [], "status": [], "stem": []}
+    jobs, listed, errors = {}, {}, []
+    start_line = threading.Barrier(users)
+
+    def timed(kind, call, *args, **options):
+        start = time.perf_counter()
+        value = call(*args, **options)
+        latencies[kind].append(time.perf_counter() - start)
+        return value
+
+    def user(k: int) -> None:
+        email = f"{prefix}{k}@example.com"
+        try:
+            with Client(url, timeout=timeout) as client:
+                timed("signup", client.signup, email, password)
+                start_line.wait(timeout)
+                job_id = timed("upload", client.upload, song)
+                deadline = time.monotonic() + timeout
+                while (job := timed("status", client.job, job_id))["status"] not in ("done", "failed"):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"job {job_id} still {job['status']} after {timeout:g} s")
+                    time.sleep(poll)
+                if job["status"] == "done":
+                    client._checked(timed("stem", client.http.get, job["stems"]["vocals"]), 200)
+                jobs[email], listed[email] = job, [item["id"] for item in client.jobs()]
+        except Exception as error:                        # a user's failure is a result, not a crash
+            start_line.abort()
+            errors.append(f"{email}: {error!r}")
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=user, args=(k,)) for k in range(users)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return LoadResult(time.perf_counter() - start, latencies, jobs, listed, errors)
 
 
 @dataclass
