@@ -200,10 +200,13 @@ def test_an_upload_over_the_size_limit_is_413_by_its_length_or_by_counting(serve
 def test_an_upload_is_never_read_whole_into_memory(server, tmp_path):
     client, _ = new_user(server.url)
     song = tmp_path / "thirty megabytes of silence.wav"
-    sf.write(song, np.zeros((170 * 44100, 2), np.int16), 44100, subtype="PCM_16")
-    assert song.stat().st_size > 29 * 2**20
+    sf.write(song, np.zeros((180 * 44100, 2), np.int16), 44100, subtype="PCM_16")
+    assert song.stat().st_size > 30 * 2**20
     status = Path(f"/proc/{server.pid}/status")
-    Path(f"/proc/{server.pid}/clear_refs").write_text("5")                   # reset the peak of resident memory
+    try:
+        Path(f"/proc/{server.pid}/clear_refs").write_text("5")               # reset the peak of resident memory
+    except OSError as error:
+        pytest.skip(f"cannot reset the server's peak memory (/proc/PID/clear_refs: {error.strerror}); Linux only")
     rss = int(re.search(r"VmRSS:\s+(\d+)", status.read_text())[1])
     job_id = client.upload(song)
     peak = int(re.search(r"VmHWM:\s+(\d+)", status.read_text())[1])
