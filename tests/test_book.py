@@ -37,12 +37,21 @@ def test_every_chapter_is_in_the_toc_and_every_toc_entry_exists():
 
 def test_chapters_are_numbered_and_titled():
     assert len(CHAPTERS) >= 2
-    for number, chapter in enumerate(CHAPTERS, start=1):
-        assert chapter.name.startswith(f"{number:02d}_")
+    numbers = [int(chapter.name[:2]) for chapter in CHAPTERS]
+    assert numbers[0] == 1 and numbers == sorted(set(numbers)), "chapters are NN_name.ipynb, numbered from 01"
+    for number, chapter in zip(numbers, CHAPTERS):
         first = json.loads(chapter.read_text())["cells"][0]
         text = "".join(first["source"])
         assert first["cell_type"] == "markdown" and text.startswith(f"# Chapter {number}: "), chapter.name
         assert "You will be able to" in text and "Run time" in text, f"{chapter.name}: objectives and run time"
+    # The book numbers the chapters of a numbered part by position: there, position and number must agree, so a
+    # chapter after a missing one stands in an unnumbered part until the gap is filled.
+    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text())
+    for part in toc["parts"]:
+        if part.get("numbered"):
+            files = [entry["file"] for entry in part["chapters"]]
+            assert files == [f"chapters/{c.stem}" for c in CHAPTERS[:len(files)]], part["caption"]
+            assert [int(Path(f).name[:2]) for f in files] == list(range(1, len(files) + 1)), part["caption"]
 
 
 @pytest.mark.parametrize("notebook", CHAPTERS + sorted((REPO_ROOT / "exercises").glob("*/*.ipynb")),
