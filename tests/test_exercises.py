@@ -188,7 +188,7 @@ def test_every_call_through_question_is_covered():
     expected = {"ch01_listening": {"q2"}, "ch02_data_pipeline": {"q1", "q2"}, "ch03_glu_encoder": {"q1", "q2", "q3"},
                 "ch04_bilstm_bottleneck": {"q1", "q3"}, "ch05_decoder_unet": {"q1", "q2"},
                 "ch06_init_trick": {"q1", "q2"}, "ch07_training": {"q2"}, "ch08_shift_trick": set(),
-                "ch09_evaluation": {"q1", "q2"}}
+                "ch09_evaluation": {"q1", "q2"}, "ch11_shipping": {"q1", "q2", "q3"}}
     assert {m.parent.name: set(_answers(m).CALL_THROUGH) for m in MASTERS} == expected
 
 
@@ -317,6 +317,16 @@ def _check_ch09(rows):
     for gain, _, noise in (bass, hihat):
         assert abs(gain - 20) < 0.1 and abs(noise - 20) < 0.5, "a gain of 0.9 and noise 20 dB down cost 20 dB"
     assert bass[1] > 35 and -3.5 < hihat[1] < -2.5, "a one-sample delay: nothing for the bass, -3 dB for noise"
+
+
+def _check_ch11(rows):
+    per_second, days = rows["online, through the log-in"]
+    sha256, sha256_seconds = rows["offline, salted SHA-256"][-2:]
+    argon2, argon2_seconds = rows["offline, argon2id"]
+    limit, minutes = next(values for label, values in rows.items() if label.startswith("rate limit:"))
+    assert abs(days - 10_000 / (limit * 24 * 60 / minutes)) < 0.1 and 14 < days < 30, "online: about three weeks"
+    assert sha256 > 1e5 and argon2 < 100 and sha256 > 1e4 * argon2, "argon2id is some 10^5 times slower per guess"
+    assert sha256_seconds < 1 and argon2_seconds > 100, "offline: milliseconds against thousands of CPU-seconds"
 
 
 @pytest.mark.parametrize("master", MASTERS, ids=NAMES)
