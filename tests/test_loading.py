@@ -75,7 +75,7 @@ def test_the_shipped_models_and_their_records(name):
     assert pretrained_info(name)["config"]["data"] == PRETRAINED_MODELS[name]
 
 
-def test_the_default_model_is_shipped_and_an_unknown_name_is_refused():
-    assert DEFAULT_MODEL in PRETRAINED_MODELS and pretrained_info() == pretrained_info(DEFAULT_MODEL)
+def test_the_default_model_is_the_sampled_one_and_an_unknown_name_is_refused():
+    assert DEFAULT_MODEL == "sampled" and pretrained_info()["config"]["data"] == "sampled"
     with pytest.raises(InputError, match=f"ships {', '.join(PRETRAINED_MODELS)}"):
         load_pretrained(name="musdb")

@@ -225,12 +225,14 @@ def rescore(info: dict) -> dict:
 
 
 def new_record(name: str, checkpoint_dir, *, preset: str, command: str, cpu_seconds: float, machine: str,
-               trained_by: str | None = None) -> dict:
+               trained_by: str | None = None, curves=()) -> dict:
     """Ship the best model of a training folder as the model ``name``: export it (float16) beside this file with the
     data set's version, arguments and hash as metadata, and write its json record (everything but the scores, which
     :func:`rescore` measures). ``command`` is the one command that trains it; ``trained_by``, if the run was made
     another way with the same steps (e.g. ``bench/train_sampled.py``, which stops and resumes at epoch ends), that
-    command. Returns the record."""
+    command. ``curves``: the ``--json`` files of ``bench/train_sampled.py`` that trained it, in order (a resumed
+    run's clock starts again at 0; the curve is joined end to end): the test-set SDR against training time, stored
+    as ``sdr_curve``. Returns the record."""
     import hashlib
     import platform
 
@@ -256,6 +258,11 @@ def new_record(name: str, checkpoint_dir, *, preset: str, command: str, cpu_seco
               f"--command '{command}'")
     export_model(folder / "best.pt", path, metadata=metadata)
     history = last["history"]["epochs"]
+    sdr_curve, offset = [], 0.0
+    for curve_file in curves:
+        points = json.loads(Path(curve_file).read_text())["curve"]
+        sdr_curve += [{**point, "minutes": round(point["minutes"] + offset, 2)} for point in points]
+        offset += points[-1]["minutes"] if points else 0.0
     info = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "bytes": path.stat().st_size,
             "command": command, **({"trained_by": trained_by} if trained_by else {}), "export": export,
             "preset": preset, "seed": best["config"]["seed"], "config": best["config"],
@@ -267,7 +274,8 @@ def new_record(name: str, checkpoint_dir, *, preset: str, command: str, cpu_seco
             f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads",
             "best_epoch": best["epoch"],
             "validation_history": [{key: round(value, 5) if isinstance(value, float) else value
-                                    for key, value in epoch.items()} for epoch in history]}
+                                    for key, value in epoch.items()} for epoch in history],
+            **({"sdr_curve": sdr_curve, "sdr_curve_clock": "CPU minutes of training, 1 thread"} if sdr_curve else {})}
     record_path(name).write_text(json.dumps(info, indent=2) + "\n")
     return info
 
@@ -287,10 +295,11 @@ def main(argv=None) -> int:
     new.add_argument("--trained-by", help="the command that did, if another with the same steps")
     new.add_argument("--cpu-seconds", type=float, help="the CPU time its training took")
     new.add_argument("--machine", default="", help="where it was trained")
+    new.add_argument("--curve", action="append", default=[], help="a bench/train_sampled.py --json file (repeat)")
     args = parser.parse_args(argv)
     if args.new:
         new_record(args.new, args.folder, preset=args.preset, command=args.command, cpu_seconds=args.cpu_seconds,
-                   machine=args.machine, trained_by=args.trained_by)
+                   machine=args.machine, trained_by=args.trained_by, curves=args.curve)
         args.model = [args.new]
     stale = []
     for name in args.model or [n for n in PRETRAINED_MODELS if record_path(n).is_file()]:
