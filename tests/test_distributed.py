@@ -112,6 +112,16 @@ def same_run(a: dict, b: dict, rtol: float) -> None:
         torch.testing.assert_close(x, b["model"][name], rtol=rtol, atol=rtol / 10, msg=name)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The runs in this process use one thread, as the torchrun processes do (OMP_NUM_THREADS=1): a float sum over
+    two threads is added in another order, and the comparisons below are to 1e-5."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def one_process(toy_root, tmp_path_factory):
     """Without augmentation, global batch 4: one process, 2 epochs, then on to 3 (the folders of both)."""
